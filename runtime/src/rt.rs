@@ -1,0 +1,426 @@
+//! The one seam between Groundhog and its backend.
+//!
+//! Built with `--cfg madsim` (the workspace default), everything here is madsim's deterministic
+//! simulator: a single-threaded executor, simulated time, simulated nodes that can be killed,
+//! restarted and paused, and a lossy, clogging network. Built without it, the same names are real
+//! tokio tasks, real time and real TCP, and the simulated [`World`] cannot be created.
+//!
+//! This is the only file in the workspace that names madsim or `cfg(madsim)`; moving to another
+//! executor or transport means changing this file alone.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Range;
+
+use rand::SeedableRng;
+pub use rand_chacha::ChaCha8Rng;
+
+pub use madsim::net::Endpoint;
+pub use madsim::task::{spawn, yield_now, AbortHandle, JoinHandle};
+pub use madsim::time::error::Elapsed;
+pub use madsim::time::{sleep, timeout, Duration, Instant};
+
+/// `#[rt::test]`: an async test on this build's executor (a fresh simulation under madsim).
+pub use madsim::test;
+
+/// True in the simulation build.
+pub const SIMULATED: bool = cfg!(madsim);
+
+/// Independent random streams derived from one seed, so adding a consumer of one stream never
+/// shifts the draws of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The scenario's workload: which client does what, when.
+    Workload,
+    /// Generated fault plans.
+    Faults,
+    /// Anything a scenario wants that must not disturb the two above.
+    Extra(u32),
+}
+
+impl Stream {
+    fn id(self) -> u64 {
+        match self {
+            Stream::Workload => 1,
+            Stream::Faults => 2,
+            Stream::Extra(n) => 1_000 + u64::from(n),
+        }
+    }
+}
+
+/// A ChaCha8 generator for one purpose, derived from `seed`. Identical in both builds.
+pub fn seeded_rng(seed: u64, stream: Stream) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream.id());
+    rng
+}
+
+/// Network behaviour of a simulated world.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetConfig {
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    /// One-way latency, drawn uniformly from this range for each datagram.
+    pub latency: Range<Duration>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            loss: 0.0,
+            latency: Duration::from_millis(1)..Duration::from_millis(10),
+        }
+    }
+}
+
+/// The address simulated node `index` listens on at `port`: `10.0.x.y`, one per node.
+pub fn node_addr(index: u32, port: u16) -> SocketAddr {
+    let n = index + 1;
+    let ip = Ipv4Addr::new(10, 0, (n >> 8) as u8, (n & 0xff) as u8);
+    SocketAddr::new(IpAddr::V4(ip), port)
+}
+
+/// The node index whose [`node_addr`] has this address's IP, if any.
+pub fn node_index(addr: SocketAddr) -> Option<u32> {
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            let [a, b, c, d] = ip.octets();
+            let n = (u32::from(c) << 8) | u32::from(d);
+            (a == 10 && b == 0 && n > 0).then(|| n - 1)
+        }
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// Why a simulated world could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldError {
+    #[error("this binary was built without --cfg madsim; simulations need the default (simulation) build")]
+    NotSimulated,
+    #[error("invalid network config: {0}")]
+    BadNetConfig(String),
+}
+
+fn check_net(net: &NetConfig) -> Result<(), WorldError> {
+    if !(0.0..=1.0).contains(&net.loss) {
+        return Err(WorldError::BadNetConfig(format!(
+            "loss {} is not between 0 and 1",
+            net.loss
+        )));
+    }
+    if net.latency.start > net.latency.end {
+        return Err(WorldError::BadNetConfig(format!(
+            "latency range {:?}..{:?} is inverted",
+            net.latency.start, net.latency.end
+        )));
+    }
+    Ok(())
+}
+
+/// madsim draws latency from a half-open range, so a fixed latency becomes a 1 ns wide range.
+#[cfg_attr(not(madsim), allow(dead_code))]
+fn latency_range(net: &NetConfig) -> Range<Duration> {
+    let start = net.latency.start;
+    start..net.latency.end.max(start + Duration::from_nanos(1))
+}
+
+pub use backend::{elapsed, Control, SimNode, World};
+
+#[cfg(madsim)]
+mod backend {
+    use super::{check_net, latency_range, node_addr, Duration, NetConfig, WorldError};
+    use madsim::net::NetSim;
+    use madsim::runtime::{Handle, NodeHandle, Runtime};
+    use std::future::Future;
+    use std::sync::Arc;
+
+    /// Simulated time since the current world started; zero outside a world.
+    pub fn elapsed() -> Duration {
+        madsim::time::TimeHandle::try_current()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
+    }
+
+    /// One simulated world: a fresh deterministic runtime for one seed.
+    pub struct World {
+        runtime: Runtime,
+    }
+
+    impl World {
+        pub fn new(
+            seed: u64,
+            net: &NetConfig,
+            time_limit: Option<Duration>,
+        ) -> Result<World, WorldError> {
+            check_net(net)?;
+            let mut config = madsim::Config::default();
+            config.net.packet_loss_rate = net.loss;
+            config.net.send_latency = latency_range(net);
+            let mut runtime = Runtime::with_seed_and_config(seed, config);
+            if let Some(limit) = time_limit {
+                runtime.set_time_limit(limit);
+            }
+            Ok(World { runtime })
+        }
+
+        /// Runs `future` as the world's supervisor (outside every simulated node) to completion.
+        pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+            self.runtime.block_on(future)
+        }
+    }
+
+    /// A simulated node created by [`Control::create_node`].
+    #[derive(Clone)]
+    pub struct SimNode {
+        index: u32,
+        handle: NodeHandle,
+    }
+
+    impl SimNode {
+        pub fn index(&self) -> u32 {
+            self.index
+        }
+    }
+
+    /// The supervisor's levers on the current world: nodes and network.
+    #[derive(Clone)]
+    pub struct Control {
+        handle: Handle,
+        net: Arc<NetSim>,
+    }
+
+    impl Control {
+        /// The current world's control, or `None` outside a simulation.
+        pub fn current() -> Option<Control> {
+            let handle = Handle::try_current().ok()?;
+            Some(Control {
+                handle,
+                net: NetSim::current(),
+            })
+        }
+
+        /// Creates node `index` at [`node_addr`]`(index, _)`. `init` runs when the node starts
+        /// and again after every restart; everything it spawned dies with the node.
+        pub fn create_node<F>(
+            &self,
+            index: u32,
+            init: impl Fn() -> F + Send + Sync + 'static,
+        ) -> SimNode
+        where
+            F: Future<Output = ()> + 'static,
+        {
+            let handle = self
+                .handle
+                .create_node()
+                .name(format!("n{index}"))
+                .ip(node_addr(index, 0).ip())
+                .init(init)
+                .build();
+            SimNode { index, handle }
+        }
+
+        /// Spawns a task on `node` from outside it (dies with the node's current incarnation).
+        pub fn spawn_on<F>(&self, node: &SimNode, future: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            // A NodeHandle keeps spawning into the incarnation it was made in, even after a
+            // restart (measured: such tasks never run), so look the node up afresh.
+            let current = self
+                .handle
+                .get_node(node.handle.id())
+                .expect("a created node stays known to its world");
+            drop(current.spawn(future));
+        }
+
+        pub fn crash(&self, node: &SimNode) {
+            self.handle.kill(node.handle.id());
+        }
+
+        /// Restarts `node` from its init program, whether it was running or crashed.
+        pub fn restart(&self, node: &SimNode) {
+            // madsim's restart of a running node keeps its sockets bound, so the new
+            // incarnation cannot bind its ports (measured); a kill first releases them.
+            self.handle.kill(node.handle.id());
+            self.handle.restart(node.handle.id());
+        }
+
+        pub fn pause(&self, node: &SimNode) {
+            self.handle.pause(node.handle.id());
+        }
+
+        pub fn resume(&self, node: &SimNode) {
+            self.handle.resume(node.handle.id());
+        }
+
+        /// Drops every datagram from `from` to `to` until unclogged.
+        pub fn clog_link(&self, from: &SimNode, to: &SimNode) {
+            self.net.clog_link(from.handle.id(), to.handle.id());
+        }
+
+        pub fn unclog_link(&self, from: &SimNode, to: &SimNode) {
+            self.net.unclog_link(from.handle.id(), to.handle.id());
+        }
+
+        pub fn set_net(&self, net: &NetConfig) -> Result<(), WorldError> {
+            check_net(net)?;
+            self.net.update_config(|c| {
+                c.packet_loss_rate = net.loss;
+                c.send_latency = latency_range(net);
+            });
+            Ok(())
+        }
+    }
+}
+
+#[cfg(not(madsim))]
+mod backend {
+    use super::{Duration, NetConfig, WorldError};
+    use std::convert::Infallible;
+    use std::future::Future;
+
+    /// Simulated time exists only in the simulation build.
+    pub fn elapsed() -> Duration {
+        Duration::ZERO
+    }
+
+    /// Cannot be created in the real build: [`World::new`] says why.
+    pub struct World {
+        never: Infallible,
+    }
+
+    impl World {
+        pub fn new(
+            _seed: u64,
+            net: &NetConfig,
+            _time_limit: Option<Duration>,
+        ) -> Result<World, WorldError> {
+            super::check_net(net)?;
+            Err(WorldError::NotSimulated)
+        }
+
+        pub fn block_on<F: Future>(&self, _future: F) -> F::Output {
+            match self.never {}
+        }
+    }
+
+    #[derive(Clone)]
+    pub struct SimNode {
+        never: Infallible,
+    }
+
+    impl SimNode {
+        pub fn index(&self) -> u32 {
+            match self.never {}
+        }
+    }
+
+    #[derive(Clone)]
+    pub struct Control {
+        never: Infallible,
+    }
+
+    impl Control {
+        pub fn current() -> Option<Control> {
+            None
+        }
+
+        pub fn create_node<F>(
+            &self,
+            _index: u32,
+            _init: impl Fn() -> F + Send + Sync + 'static,
+        ) -> SimNode
+        where
+            F: Future<Output = ()> + 'static,
+        {
+            match self.never {}
+        }
+
+        pub fn spawn_on<F>(&self, _node: &SimNode, _future: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            match self.never {}
+        }
+
+        pub fn crash(&self, _node: &SimNode) {
+            match self.never {}
+        }
+
+        pub fn restart(&self, _node: &SimNode) {
+            match self.never {}
+        }
+
+        pub fn pause(&self, _node: &SimNode) {
+            match self.never {}
+        }
+
+        pub fn resume(&self, _node: &SimNode) {
+            match self.never {}
+        }
+
+        pub fn clog_link(&self, _from: &SimNode, _to: &SimNode) {
+            match self.never {}
+        }
+
+        pub fn unclog_link(&self, _from: &SimNode, _to: &SimNode) {
+            match self.never {}
+        }
+
+        pub fn set_net(&self, _net: &NetConfig) -> Result<(), WorldError> {
+            match self.never {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::RngCore;
+
+    #[test]
+    fn streams_are_independent_and_reproducible() {
+        let w1 = seeded_rng(3, Stream::Workload).next_u64();
+        let w2 = seeded_rng(3, Stream::Workload).next_u64();
+        let f = seeded_rng(3, Stream::Faults).next_u64();
+        let other_seed = seeded_rng(4, Stream::Workload).next_u64();
+        assert_eq!(w1, w2);
+        assert_ne!(w1, f);
+        assert_ne!(w1, other_seed);
+    }
+
+    #[test]
+    fn node_addresses_are_distinct() {
+        assert_eq!(node_addr(0, 7).to_string(), "10.0.0.1:7");
+        assert_eq!(node_addr(255, 7).to_string(), "10.0.1.0:7");
+        assert_ne!(node_addr(1, 7), node_addr(2, 7));
+        for n in [0, 1, 254, 255, 300] {
+            assert_eq!(node_index(node_addr(n, 9)), Some(n));
+        }
+        assert_eq!(node_index("127.0.0.1:9".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn bad_net_config_is_an_error() {
+        let net = NetConfig {
+            loss: 1.5,
+            ..NetConfig::default()
+        };
+        assert!(matches!(
+            World::new(0, &net, None),
+            Err(WorldError::BadNetConfig(_))
+        ));
+    }
+
+    /// In both builds a datagram sent is a datagram received (simulated network, or TCP).
+    #[crate::rt::test]
+    async fn endpoint_round_trip() {
+        let a = Endpoint::bind("127.0.0.1:0").await.unwrap();
+        let b = Endpoint::bind("127.0.0.1:0").await.unwrap();
+        a.send_to(b.local_addr().unwrap(), 9, b"hello")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _from) = b.recv_from(9, &mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hello");
+    }
+}

@@ -1,0 +1,387 @@
+//! The `groundhog` command line, as a library function over any catalogue of scenarios, so a
+//! user's own binary is three lines:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     groundhog_sim::cli::main(groundhog_sim::Catalogue::new() /* .with(MyScenario) */)
+//! }
+//! ```
+//!
+//! Exit codes: 0 all passed, 1 an invariant failed, 2 bad input, 3 nondeterminism found.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::fault::FaultKind;
+use crate::harness::{HarnessError, Sim};
+use crate::scenario::{Catalogue, Scenario};
+use crate::seeds::{SeedRange, Shard};
+use crate::sweep::{Mode, Sweep, SweepSummary};
+
+pub const EXIT_PASS: u8 = 0;
+pub const EXIT_FAIL: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_NONDETERMINISM: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "groundhog",
+    version,
+    about = "Seeded, deterministic simulations of actor systems: every failure replays from its seed."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One scenario a line: name, variants, description.
+    List,
+    /// Run one seed and print its result (and, on failure, its repro line).
+    Run(RunArgs),
+    /// `run` with the full trace.
+    Replay(RunArgs),
+    /// Run a range of seeds over worker threads.
+    Sweep(SweepArgs),
+    /// Determinism only: run each seed twice and compare trace hashes.
+    Check(CheckArgs),
+    /// Print the fault plan a seed generates, as TOML (a starting point for --plan files).
+    Plan(PlanArgs),
+}
+
+#[derive(Args, Clone)]
+struct PlanChoice {
+    /// Fault plan file (TOML or JSON) instead of the generated one.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Intensity of the generated plan, 0.0 to 1.0.
+    #[arg(long)]
+    intensity: Option<f64>,
+    /// Kinds of fault the generated plan may use, comma-separated (e.g. partition,crash-node).
+    #[arg(long, value_delimiter = ',')]
+    faults: Option<Vec<FaultKind>>,
+    /// Number of nodes, overriding the scenario's.
+    #[arg(long)]
+    nodes: Option<u32>,
+}
+
+impl PlanChoice {
+    fn apply(&self, mut sim: Sim) -> Sim {
+        if let Some(p) = &self.plan {
+            sim = sim.plan_file(p);
+        }
+        if let Some(i) = self.intensity {
+            sim = sim.intensity(i);
+        }
+        if let Some(k) = &self.faults {
+            sim = sim.faults(k.clone());
+        }
+        if let Some(n) = self.nodes {
+            sim = sim.nodes(n);
+        }
+        sim
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    scenario: String,
+    #[arg(long)]
+    variant: Option<String>,
+    #[arg(long, env = "GROUNDHOG_SEED")]
+    seed: u64,
+    /// Print every trace line.
+    #[arg(long)]
+    trace: bool,
+    #[command(flatten)]
+    plan: PlanChoice,
+}
+
+#[derive(Args)]
+struct Targets {
+    /// Scenario name (or --all).
+    scenario: Option<String>,
+    /// Every scenario in the catalogue.
+    #[arg(long, conflicts_with = "scenario")]
+    all: bool,
+    /// Only this variant (default: every variant).
+    #[arg(long)]
+    variant: Option<String>,
+    /// Seeds: A..B (B excluded), A..=B, or N.
+    #[arg(long, env = "GROUNDHOG_SEEDS")]
+    seeds: SeedRange,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "GROUNDHOG_JOBS")]
+    jobs: Option<usize>,
+    /// Only shard I of N (1-based) of the seeds, e.g. 3/16.
+    #[arg(long)]
+    shard: Option<Shard>,
+    #[command(flatten)]
+    plan: PlanChoice,
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    targets: Targets,
+    /// Stop at the first failure.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Run every seed twice and compare traces.
+    #[arg(long)]
+    check_determinism: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    targets: Targets,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    scenario: String,
+    #[arg(long, env = "GROUNDHOG_SEED")]
+    seed: u64,
+    #[command(flatten)]
+    plan: PlanChoice,
+}
+
+/// Parses the process's arguments, runs, and exits with the documented code.
+pub fn main(catalogue: Catalogue) -> ExitCode {
+    let code = run(
+        &catalogue,
+        std::env::args_os(),
+        // Not locked for the whole run: a panicking simulated task writes to stderr too.
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    );
+    ExitCode::from(code)
+}
+
+/// The CLI over explicit arguments and writers; returns the exit code.
+pub fn run<I, T>(catalogue: &Catalogue, args: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = write!(out, "{e}");
+            return EXIT_PASS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            let _ = writeln!(err, "groundhog: {}", first.trim_start_matches("error: "));
+            return EXIT_BAD_INPUT;
+        }
+    };
+    match execute(catalogue, cli.command, out) {
+        Ok(code) => code,
+        Err(Bad(message)) => {
+            let _ = writeln!(err, "groundhog: {message}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+/// Bad input: one line, exit 2.
+struct Bad(String);
+
+impl From<HarnessError> for Bad {
+    fn from(e: HarnessError) -> Self {
+        Bad(e.to_string())
+    }
+}
+
+impl From<String> for Bad {
+    fn from(e: String) -> Self {
+        Bad(e)
+    }
+}
+
+fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Result<u8, Bad> {
+    match command {
+        Command::List => {
+            for s in catalogue.iter() {
+                let _ = writeln!(
+                    out,
+                    "{:<20} {:<14} {}",
+                    s.name(),
+                    s.variants().join(","),
+                    s.about()
+                );
+            }
+            Ok(EXIT_PASS)
+        }
+        Command::Run(args) => run_one(catalogue, args, false, out),
+        Command::Replay(args) => run_one(catalogue, args, true, out),
+        Command::Sweep(args) => {
+            let mode = if args.check_determinism {
+                Mode::RunAndCheckDeterminism
+            } else {
+                Mode::Run
+            };
+            sweep(
+                catalogue,
+                &args.targets,
+                mode,
+                args.fail_fast,
+                args.json,
+                out,
+            )
+        }
+        Command::Check(args) => sweep(
+            catalogue,
+            &args.targets,
+            Mode::DeterminismOnly,
+            false,
+            args.json,
+            out,
+        ),
+        Command::Plan(args) => {
+            let scenario = catalogue.find(&args.scenario)?;
+            let sim = args.plan.apply(Sim::new(args.seed));
+            let plan = sim.resolve_plan(scenario.as_ref())?;
+            let _ = write!(
+                out,
+                "# groundhog plan {} --seed {}\n{}",
+                args.scenario,
+                args.seed,
+                plan.to_toml()
+            );
+            Ok(EXIT_PASS)
+        }
+    }
+}
+
+fn run_one(
+    catalogue: &Catalogue,
+    args: RunArgs,
+    full: bool,
+    out: &mut dyn Write,
+) -> Result<u8, Bad> {
+    let scenario = catalogue.find(&args.scenario)?;
+    let mut sim = args.plan.apply(Sim::new(args.seed));
+    if let Some(v) = &args.variant {
+        sim = sim.variant(v.clone());
+    }
+    let report = sim.run(scenario.as_ref())?;
+    if full || args.trace {
+        for line in &report.trace.lines {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let _ = writeln!(out, "{}", report.summary());
+    if report.outcome.passed() {
+        Ok(EXIT_PASS)
+    } else {
+        let _ = writeln!(out, "repro: {}", report.repro());
+        Ok(EXIT_FAIL)
+    }
+}
+
+fn targets<'a>(
+    catalogue: &'a Catalogue,
+    t: &Targets,
+) -> Result<Vec<(&'a dyn Scenario, String)>, Bad> {
+    let scenarios: Vec<&dyn Scenario> = match (&t.scenario, t.all) {
+        (Some(name), false) => {
+            let found = catalogue.find(name)?;
+            let same = catalogue
+                .iter()
+                .find(|s| s.name() == found.name())
+                .expect("found in this catalogue");
+            vec![same.as_ref()]
+        }
+        (None, true) => catalogue.iter().map(|s| s.as_ref()).collect(),
+        _ => return Err(Bad("name a scenario or pass --all".into())),
+    };
+    let mut out = Vec::new();
+    for s in &scenarios {
+        match &t.variant {
+            Some(v) if s.variants().contains(&v.as_str()) => out.push((*s, v.clone())),
+            Some(v) if !t.all => {
+                return Err(Bad(format!(
+                    "scenario `{}` has no variant `{v}` (known: {})",
+                    s.name(),
+                    s.variants().join(", ")
+                )))
+            }
+            Some(_) => {}
+            None => out.extend(s.variants().iter().map(|v| (*s, v.to_string()))),
+        }
+    }
+    if out.is_empty() {
+        return Err(Bad(format!(
+            "no scenario has variant `{}`",
+            t.variant.as_deref().unwrap_or_default()
+        )));
+    }
+    Ok(out)
+}
+
+fn sweep(
+    catalogue: &Catalogue,
+    t: &Targets,
+    mode: Mode,
+    fail_fast: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<u8, Bad> {
+    if t.jobs == Some(0) {
+        return Err(Bad("--jobs must be at least 1".into()));
+    }
+    let targets = targets(catalogue, t)?;
+    let template = t.plan.apply(Sim::new(0));
+    let mut sweep = Sweep::new(targets, t.seeds.clone(), template)
+        .shard(t.shard)
+        .mode(mode)
+        .fail_fast(fail_fast)
+        .progress(!json);
+    if let Some(j) = t.jobs {
+        sweep = sweep.jobs(j);
+    }
+    let summary = sweep.run()?;
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("a summary always serializes")
+        );
+    } else {
+        print_summary(&summary, mode, out);
+    }
+    Ok(summary.exit_code())
+}
+
+fn print_summary(summary: &SweepSummary, mode: Mode, out: &mut dyn Write) {
+    for r in &summary.nondeterministic {
+        let d = r.divergence.as_ref().expect("listed as nondeterministic");
+        let _ = writeln!(out, "NONDETERMINISTIC {}", r.summary);
+        let _ = writeln!(out, "{}", d.explain());
+        let _ = writeln!(out, "repro: {}", r.repro);
+    }
+    for r in &summary.failures {
+        let _ = writeln!(out, "{}", r.summary);
+        let _ = writeln!(out, "repro: {}", r.repro);
+    }
+    let label = if mode == Mode::DeterminismOnly {
+        "check"
+    } else {
+        "sweep"
+    };
+    let _ = writeln!(out, "{label}: {}", summary.line());
+}

@@ -1,0 +1,548 @@
+//! The fault vocabulary and fault plans.
+//!
+//! One set of names everywhere (API, plan files, traces, CLI, docs): `crash-node`,
+//! `restart-node`, `pause-node`, `resume-node`, `kill-process`, `partition`, `heal`, `clog-link`,
+//! `unclog-link`, `set-loss`, `set-latency`.
+//!
+//! A plan is data: hand-written in TOML or JSON, or generated from a seed. Every plan ends with a
+//! quiet phase: at `quiet_at_ms` the harness heals everything (restarts crashed nodes, resumes
+//! paused ones, removes partitions and clogs, restores the base network) before liveness checks.
+//!
+//! ```toml
+//! quiet_at_ms = 4000
+//!
+//! [[fault]]
+//! at_ms = 500
+//! fault = "partition"
+//! groups = [[0, 1], [2]]
+//!
+//! [[fault]]
+//! at_ms = 1500
+//! fault = "heal"
+//! ```
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use groundhog_runtime::rt::{self, Stream};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// One fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum Fault {
+    CrashNode {
+        node: u32,
+    },
+    RestartNode {
+        node: u32,
+    },
+    PauseNode {
+        node: u32,
+    },
+    ResumeNode {
+        node: u32,
+    },
+    /// Kills the task a scenario registered under `process` on `node`.
+    KillProcess {
+        node: u32,
+        process: String,
+    },
+    /// Only nodes in the same group can talk; nodes in no group are cut off from all.
+    Partition {
+        groups: Vec<Vec<u32>>,
+    },
+    /// Removes every partition and clogged link.
+    Heal,
+    ClogLink {
+        from: u32,
+        to: u32,
+    },
+    UnclogLink {
+        from: u32,
+        to: u32,
+    },
+    SetLoss {
+        rate: f64,
+    },
+    SetLatency {
+        min_ms: u64,
+        max_ms: u64,
+    },
+}
+
+/// The name of each kind of fault, for choosing which ones a generated plan may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    CrashNode,
+    RestartNode,
+    PauseNode,
+    ResumeNode,
+    KillProcess,
+    Partition,
+    Heal,
+    ClogLink,
+    UnclogLink,
+    SetLoss,
+    SetLatency,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 11] = [
+        FaultKind::CrashNode,
+        FaultKind::RestartNode,
+        FaultKind::PauseNode,
+        FaultKind::ResumeNode,
+        FaultKind::KillProcess,
+        FaultKind::Partition,
+        FaultKind::Heal,
+        FaultKind::ClogLink,
+        FaultKind::UnclogLink,
+        FaultKind::SetLoss,
+        FaultKind::SetLatency,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::CrashNode => "crash-node",
+            FaultKind::RestartNode => "restart-node",
+            FaultKind::PauseNode => "pause-node",
+            FaultKind::ResumeNode => "resume-node",
+            FaultKind::KillProcess => "kill-process",
+            FaultKind::Partition => "partition",
+            FaultKind::Heal => "heal",
+            FaultKind::ClogLink => "clog-link",
+            FaultKind::UnclogLink => "unclog-link",
+            FaultKind::SetLoss => "set-loss",
+            FaultKind::SetLatency => "set-latency",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        FaultKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown fault `{s}` (known: {})", known.join(", "))
+            })
+    }
+}
+
+impl Fault {
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Fault::CrashNode { .. } => FaultKind::CrashNode,
+            Fault::RestartNode { .. } => FaultKind::RestartNode,
+            Fault::PauseNode { .. } => FaultKind::PauseNode,
+            Fault::ResumeNode { .. } => FaultKind::ResumeNode,
+            Fault::KillProcess { .. } => FaultKind::KillProcess,
+            Fault::Partition { .. } => FaultKind::Partition,
+            Fault::Heal => FaultKind::Heal,
+            Fault::ClogLink { .. } => FaultKind::ClogLink,
+            Fault::UnclogLink { .. } => FaultKind::UnclogLink,
+            Fault::SetLoss { .. } => FaultKind::SetLoss,
+            Fault::SetLatency { .. } => FaultKind::SetLatency,
+        }
+    }
+
+    fn nodes(&self) -> Vec<u32> {
+        match self {
+            Fault::CrashNode { node }
+            | Fault::RestartNode { node }
+            | Fault::PauseNode { node }
+            | Fault::ResumeNode { node }
+            | Fault::KillProcess { node, .. } => vec![*node],
+            Fault::Partition { groups } => groups.iter().flatten().copied().collect(),
+            Fault::ClogLink { from, to } | Fault::UnclogLink { from, to } => vec![*from, *to],
+            Fault::Heal | Fault::SetLoss { .. } | Fault::SetLatency { .. } => vec![],
+        }
+    }
+
+    fn validate(&self, nodes: u32) -> Result<(), String> {
+        if let Some(n) = self.nodes().into_iter().find(|&n| n >= nodes) {
+            return Err(format!(
+                "{} names node {n}, but the scenario has nodes 0..{nodes}",
+                self.kind()
+            ));
+        }
+        match self {
+            Fault::Partition { groups } => {
+                let mut all: Vec<u32> = groups.iter().flatten().copied().collect();
+                let len = all.len();
+                all.sort_unstable();
+                all.dedup();
+                if all.len() != len {
+                    return Err("partition lists a node in more than one group".into());
+                }
+                if groups.len() < 2 && len == nodes as usize {
+                    return Err("partition needs at least two groups".into());
+                }
+            }
+            Fault::SetLoss { rate } if !(0.0..=1.0).contains(rate) => {
+                return Err(format!("set-loss rate {rate} is not between 0 and 1"));
+            }
+            Fault::SetLatency { min_ms, max_ms } if min_ms > max_ms => {
+                return Err(format!("set-latency min_ms {min_ms} > max_ms {max_ms}"));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Fault {
+    /// The trace form: the fault's name followed by its fields.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind())?;
+        match self {
+            Fault::CrashNode { node }
+            | Fault::RestartNode { node }
+            | Fault::PauseNode { node }
+            | Fault::ResumeNode { node } => write!(f, " node={node}"),
+            Fault::KillProcess { node, process } => write!(f, " node={node} process={process}"),
+            Fault::Partition { groups } => write!(f, " groups={groups:?}"),
+            Fault::ClogLink { from, to } | Fault::UnclogLink { from, to } => {
+                write!(f, " from={from} to={to}")
+            }
+            Fault::SetLoss { rate } => write!(f, " rate={rate}"),
+            Fault::SetLatency { min_ms, max_ms } => write!(f, " min_ms={min_ms} max_ms={max_ms}"),
+            Fault::Heal => Ok(()),
+        }
+    }
+}
+
+/// A fault and when to apply it, in simulated milliseconds since the run started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimedFault {
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+/// A schedule of faults followed by a quiet phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    /// Faults stop here: the harness heals everything and the quiet phase begins.
+    pub quiet_at_ms: u64,
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<TimedFault>,
+}
+
+/// A plan file that could not be used. The message says where.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot read plan file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("malformed plan file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid plan{}: fault #{index} (at_ms {at_ms}): {message}", at(.path))]
+    Invalid {
+        path: Option<String>,
+        index: usize,
+        at_ms: u64,
+        message: String,
+    },
+}
+
+fn at(path: &Option<String>) -> String {
+    path.as_ref().map(|p| format!(" {p}")).unwrap_or_default()
+}
+
+/// How a generated plan looks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultMix {
+    /// Kinds of fault the plan may use. Each episode pairs a fault with its undo
+    /// (crash then restart, partition then heal, ...).
+    pub kinds: Vec<FaultKind>,
+    /// 0.0 (no faults) to 1.0 (many overlapping episodes).
+    pub intensity: f64,
+    /// Faults happen in `0..window_ms`; the quiet phase starts at `window_ms`.
+    pub window_ms: u64,
+    /// Named tasks `kill-process` may target, as `(node, name)`.
+    pub processes: Vec<(u32, String)>,
+}
+
+impl FaultPlan {
+    /// A plan with no faults: the quiet phase starts at `quiet_at_ms`.
+    pub fn quiet(quiet_at_ms: u64) -> Self {
+        FaultPlan {
+            quiet_at_ms,
+            faults: Vec::new(),
+        }
+    }
+
+    /// Parses TOML or JSON (by extension; anything else is tried as TOML).
+    pub fn load(path: &Path) -> Result<FaultPlan, PlanError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let parsed = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| e.to_string())
+        } else {
+            toml::from_str(&text).map_err(|e| e.message().to_string() + &toml_where(&text, &e))
+        };
+        parsed.map_err(|message| PlanError::Parse {
+            path: shown,
+            message,
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a fault plan always serializes")
+    }
+
+    /// Checks node indexes, ranges and times against a scenario with `nodes` nodes.
+    pub fn validate(&self, nodes: u32, path: Option<&str>) -> Result<(), PlanError> {
+        for (index, tf) in self.faults.iter().enumerate() {
+            let mut check = tf.fault.validate(nodes);
+            if check.is_ok() && tf.at_ms > self.quiet_at_ms {
+                check = Err(format!(
+                    "comes after quiet_at_ms {} (faults must end before the quiet phase)",
+                    self.quiet_at_ms
+                ));
+            }
+            check.map_err(|message| PlanError::Invalid {
+                path: path.map(str::to_string),
+                index,
+                at_ms: tf.at_ms,
+                message,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A plan drawn from `seed` (its own random stream, so the workload's draws do not move).
+    pub fn generate(seed: u64, nodes: u32, mix: &FaultMix, base: &rt::NetConfig) -> FaultPlan {
+        let mut rng = rt::seeded_rng(seed, Stream::Faults);
+        let kinds: Vec<FaultKind> = mix
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| {
+                !matches!(
+                    k,
+                    FaultKind::RestartNode
+                        | FaultKind::ResumeNode
+                        | FaultKind::Heal
+                        | FaultKind::UnclogLink
+                )
+            })
+            .filter(|k| *k != FaultKind::KillProcess || !mix.processes.is_empty())
+            .collect();
+        let window = mix.window_ms.max(1);
+        let mut faults = Vec::new();
+        let intensity = mix.intensity.clamp(0.0, 1.0);
+        let episodes = if kinds.is_empty() || nodes == 0 {
+            0
+        } else {
+            let mean = intensity * 8.0;
+            let low = mean.floor() as u32;
+            low + u32::from(rng.gen_bool(mean - f64::from(low)))
+        };
+        for _ in 0..episodes {
+            let kind = kinds[rng.gen_range(0..kinds.len())];
+            let start = rng.gen_range(0..window);
+            let length = rng.gen_range(window / 20..=window / 4).max(1);
+            let end = (start + length).min(window);
+            let node = rng.gen_range(0..nodes);
+            let (begin, undo) = match kind {
+                FaultKind::CrashNode => (Fault::CrashNode { node }, Fault::RestartNode { node }),
+                FaultKind::PauseNode => (Fault::PauseNode { node }, Fault::ResumeNode { node }),
+                FaultKind::KillProcess => {
+                    let (node, process) =
+                        mix.processes[rng.gen_range(0..mix.processes.len())].clone();
+                    faults.push(TimedFault {
+                        at_ms: start,
+                        fault: Fault::KillProcess { node, process },
+                    });
+                    continue;
+                }
+                FaultKind::Partition => {
+                    let mut side_a = Vec::new();
+                    let mut side_b = Vec::new();
+                    for n in 0..nodes {
+                        if n == node || (n != (node + 1) % nodes && rng.gen_bool(0.5)) {
+                            side_a.push(n);
+                        } else {
+                            side_b.push(n);
+                        }
+                    }
+                    if side_b.is_empty() {
+                        continue;
+                    }
+                    (
+                        Fault::Partition {
+                            groups: vec![side_a, side_b],
+                        },
+                        Fault::Heal,
+                    )
+                }
+                FaultKind::ClogLink => {
+                    if nodes < 2 {
+                        continue;
+                    }
+                    let to = (node + rng.gen_range(1..nodes)) % nodes;
+                    (
+                        Fault::ClogLink { from: node, to },
+                        Fault::UnclogLink { from: node, to },
+                    )
+                }
+                FaultKind::SetLoss => (
+                    Fault::SetLoss {
+                        rate: f64::from(rng.gen_range(5u32..=40)) / 100.0,
+                    },
+                    Fault::SetLoss { rate: base.loss },
+                ),
+                FaultKind::SetLatency => {
+                    let max_ms = rng.gen_range(20..=200);
+                    (
+                        Fault::SetLatency {
+                            min_ms: max_ms / 10,
+                            max_ms,
+                        },
+                        Fault::SetLatency {
+                            min_ms: base.latency.start.as_millis() as u64,
+                            max_ms: base.latency.end.as_millis() as u64,
+                        },
+                    )
+                }
+                FaultKind::RestartNode
+                | FaultKind::ResumeNode
+                | FaultKind::Heal
+                | FaultKind::UnclogLink => unreachable!("filtered above"),
+            };
+            faults.push(TimedFault {
+                at_ms: start,
+                fault: begin,
+            });
+            faults.push(TimedFault {
+                at_ms: end,
+                fault: undo,
+            });
+        }
+        // Stable sort: faults at the same instant keep the order they were drawn in.
+        faults.sort_by_key(|f| f.at_ms);
+        FaultPlan {
+            quiet_at_ms: window,
+            faults,
+        }
+    }
+}
+
+fn toml_where(text: &str, err: &toml::de::Error) -> String {
+    let Some(span) = err.span() else {
+        return String::new();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!(" (line {line}, column {column})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mix(intensity: f64) -> FaultMix {
+        FaultMix {
+            kinds: FaultKind::ALL.to_vec(),
+            intensity,
+            window_ms: 5_000,
+            processes: vec![(1, "server".into())],
+        }
+    }
+
+    #[test]
+    fn toml_and_json_agree() {
+        let toml_text = r#"
+            quiet_at_ms = 4000
+            [[fault]]
+            at_ms = 500
+            fault = "partition"
+            groups = [[0, 1], [2]]
+            [[fault]]
+            at_ms = 900
+            fault = "set-latency"
+            min_ms = 5
+            max_ms = 50
+        "#;
+        let json_text = r#"{"quiet_at_ms":4000,"fault":[
+            {"at_ms":500,"fault":"partition","groups":[[0,1],[2]]},
+            {"at_ms":900,"fault":"set-latency","min_ms":5,"max_ms":50}]}"#;
+        let a: FaultPlan = toml::from_str(toml_text).unwrap();
+        let b: FaultPlan = serde_json::from_str(json_text).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.faults[0].fault.kind(), FaultKind::Partition);
+        let round: FaultPlan = toml::from_str(&a.to_toml()).unwrap();
+        assert_eq!(round, a);
+    }
+
+    #[test]
+    fn unknown_fault_name_is_rejected_with_the_known_ones() {
+        let err = toml::from_str::<FaultPlan>(
+            "quiet_at_ms = 10\n[[fault]]\nat_ms = 1\nfault = \"explode-node\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("explode-node"), "{err}");
+        assert!("explode"
+            .parse::<FaultKind>()
+            .unwrap_err()
+            .contains("crash-node"));
+    }
+
+    #[test]
+    fn validation_names_the_fault_and_the_node() {
+        let plan = FaultPlan {
+            quiet_at_ms: 100,
+            faults: vec![TimedFault {
+                at_ms: 10,
+                fault: Fault::CrashNode { node: 7 },
+            }],
+        };
+        let err = plan.validate(3, Some("p.toml")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid plan p.toml: fault #0 (at_ms 10): crash-node names node 7, but the scenario has nodes 0..3"
+        );
+    }
+
+    #[test]
+    fn generated_plans_are_seeded_valid_and_scale_with_intensity() {
+        let base = rt::NetConfig::default();
+        let a = FaultPlan::generate(11, 5, &mix(0.6), &base);
+        assert_eq!(a, FaultPlan::generate(11, 5, &mix(0.6), &base));
+        a.validate(5, None).unwrap();
+        assert!(FaultPlan::generate(11, 5, &mix(0.0), &base)
+            .faults
+            .is_empty());
+        let count = |i: f64| -> usize {
+            (0..50)
+                .map(|s| FaultPlan::generate(s, 5, &mix(i), &base).faults.len())
+                .sum()
+        };
+        assert!(count(1.0) > count(0.25), "more intensity, more faults");
+        let distinct: std::collections::BTreeSet<String> = (0..20)
+            .map(|s| FaultPlan::generate(s, 5, &mix(0.5), &base).to_toml())
+            .collect();
+        assert!(distinct.len() > 15, "different seeds give different plans");
+    }
+}

@@ -1,0 +1,521 @@
+//! One seeded run: a fresh simulated world, the scenario's driver, the fault plan, and a report.
+
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use groundhog_runtime::event;
+use groundhog_runtime::rt::{self, Control, Duration, NetConfig, World, WorldError};
+use serde::Serialize;
+
+use crate::fault::{Fault, FaultKind, FaultPlan, PlanError};
+use crate::scenario::{lock, Ctx, Nodes, Processes, Scenario, Violation};
+use crate::trace::{format_time, Recorder, Trace, TraceHash};
+
+/// Input that cannot make a run. The message is one readable line.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("scenario `{scenario}` has no variant `{variant}` (known: {known})")]
+    UnknownVariant {
+        scenario: String,
+        variant: String,
+        known: String,
+    },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    World(#[from] WorldError),
+    #[error("{0}")]
+    BadInput(String),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Outcome {
+    Pass,
+    /// An invariant did not hold.
+    Violated(Violation),
+    /// The run panicked: a scenario bug, a hang past the time limit, or a deadlock.
+    Panicked {
+        message: String,
+    },
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        matches!(self, Outcome::Pass)
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub scenario: String,
+    pub variant: String,
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub trace: Trace,
+    /// Simulated time the run took.
+    pub sim_time: Duration,
+    pub plan: FaultPlan,
+    /// The flags, beyond scenario, variant and seed, that reproduce this run.
+    pub repro_flags: String,
+}
+
+impl Report {
+    pub fn hash(&self) -> TraceHash {
+        self.trace.hash
+    }
+
+    /// The command that reproduces this run exactly, with its full trace.
+    pub fn repro(&self) -> String {
+        format!(
+            "groundhog replay {} --variant {} --seed {}{}",
+            self.scenario, self.variant, self.seed, self.repro_flags
+        )
+    }
+
+    /// One line naming scenario, variant, seed, hash and result.
+    pub fn summary(&self) -> String {
+        let result = match &self.outcome {
+            Outcome::Pass => "pass".to_string(),
+            Outcome::Violated(v) => format!("FAIL invariant={} msg={:?}", v.invariant, v.message),
+            Outcome::Panicked { message } => format!("FAIL panic={message:?}"),
+        };
+        format!(
+            "{} variant={} seed={} hash={} sim={}s events={} faults={} {result}",
+            self.scenario,
+            self.variant,
+            self.seed,
+            self.trace.hash,
+            format_time(self.sim_time),
+            self.trace.events(),
+            self.plan.faults.len(),
+        )
+    }
+}
+
+/// Where a run's fault plan comes from.
+#[derive(Debug, Clone)]
+enum PlanSource {
+    Generated,
+    File(PathBuf),
+    Given(FaultPlan),
+}
+
+/// A seeded run, configured by builder methods; [`Sim::run`] executes it on a fresh world.
+///
+/// ```no_run
+/// # fn demo(scenario: &dyn groundhog_sim::Scenario) {
+/// let report = groundhog_sim::Sim::new(17).variant("flawed").run(scenario).unwrap();
+/// println!("{}", report.summary());
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sim {
+    seed: u64,
+    variant: Option<String>,
+    plan: PlanSource,
+    intensity: Option<f64>,
+    kinds: Option<Vec<FaultKind>>,
+    nodes: Option<u32>,
+    net: Option<NetConfig>,
+    time_limit: Option<Duration>,
+    keep_trace: bool,
+}
+
+impl Sim {
+    pub fn new(seed: u64) -> Self {
+        Sim {
+            seed,
+            variant: None,
+            plan: PlanSource::Generated,
+            intensity: None,
+            kinds: None,
+            nodes: None,
+            net: None,
+            time_limit: None,
+            keep_trace: true,
+        }
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    pub fn variant(mut self, variant: impl Into<String>) -> Self {
+        self.variant = Some(variant.into());
+        self
+    }
+
+    /// Uses a plan file (TOML or JSON) instead of a generated plan.
+    pub fn plan_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.plan = PlanSource::File(path.into());
+        self
+    }
+
+    /// Uses this plan instead of a generated one. Such a run's repro line cannot name it; write
+    /// it to a file and use [`Sim::plan_file`] when the run must be replayed from the CLI.
+    pub fn plan(mut self, plan: FaultPlan) -> Self {
+        self.plan = PlanSource::Given(plan);
+        self
+    }
+
+    /// Intensity of the generated plan, 0.0 to 1.0 (the scenario's default otherwise).
+    pub fn intensity(mut self, intensity: f64) -> Self {
+        self.intensity = Some(intensity);
+        self
+    }
+
+    /// Kinds of fault the generated plan may use (the scenario's choice otherwise).
+    pub fn faults(mut self, kinds: Vec<FaultKind>) -> Self {
+        self.kinds = Some(kinds);
+        self
+    }
+
+    pub fn nodes(mut self, nodes: u32) -> Self {
+        self.nodes = Some(nodes);
+        self
+    }
+
+    pub fn net(mut self, net: NetConfig) -> Self {
+        self.net = Some(net);
+        self
+    }
+
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
+        self
+    }
+
+    /// Whether the report keeps every trace line (the hash and counts are always kept).
+    pub fn keep_trace(mut self, keep: bool) -> Self {
+        self.keep_trace = keep;
+        self
+    }
+
+    pub fn get_seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The variant this run would use for `scenario`.
+    pub fn variant_for(&self, scenario: &dyn Scenario) -> Result<String, HarnessError> {
+        let known = scenario.variants();
+        match &self.variant {
+            None => Ok(known.first().copied().unwrap_or("default").to_string()),
+            Some(v) if known.contains(&v.as_str()) => Ok(v.clone()),
+            Some(v) => Err(HarnessError::UnknownVariant {
+                scenario: scenario.name().to_string(),
+                variant: v.clone(),
+                known: known.join(", "),
+            }),
+        }
+    }
+
+    fn repro_flags(&self) -> String {
+        let mut flags = String::new();
+        match &self.plan {
+            PlanSource::File(p) => flags += &format!(" --plan {}", p.display()),
+            PlanSource::Given(_) => flags += " --plan <the plan given to Sim::plan>",
+            PlanSource::Generated => {}
+        }
+        if let Some(i) = self.intensity {
+            flags += &format!(" --intensity {i}");
+        }
+        if let Some(kinds) = &self.kinds {
+            let names: Vec<_> = kinds.iter().map(|k| k.name()).collect();
+            flags += &format!(" --faults {}", names.join(","));
+        }
+        if let Some(n) = self.nodes {
+            flags += &format!(" --nodes {n}");
+        }
+        if self.net.is_some() || self.time_limit.is_some() {
+            flags += " (plus the Sim builder's network and time-limit settings)";
+        }
+        flags
+    }
+
+    /// Resolves the fault plan this run would use, checked against the node count.
+    pub fn resolve_plan(&self, scenario: &dyn Scenario) -> Result<FaultPlan, HarnessError> {
+        let setup = scenario.setup();
+        let nodes = self.nodes.unwrap_or(setup.nodes);
+        let net = self.net.clone().unwrap_or(setup.net);
+        let (plan, path) = match &self.plan {
+            PlanSource::Generated => {
+                let mut mix = setup.faults.clone();
+                if let Some(i) = self.intensity {
+                    if !(0.0..=1.0).contains(&i) {
+                        return Err(HarnessError::BadInput(format!(
+                            "intensity {i} is not between 0 and 1"
+                        )));
+                    }
+                    mix.intensity = i;
+                }
+                if let Some(kinds) = &self.kinds {
+                    mix.kinds = kinds.clone();
+                }
+                (FaultPlan::generate(self.seed, nodes, &mix, &net), None)
+            }
+            PlanSource::File(p) => (FaultPlan::load(p)?, Some(p.display().to_string())),
+            PlanSource::Given(plan) => (plan.clone(), None),
+        };
+        plan.validate(nodes, path.as_deref())?;
+        Ok(plan)
+    }
+
+    /// Runs `scenario` on a fresh simulated world. `Err` only for input that cannot make a run;
+    /// a failed invariant or a panic is an [`Outcome`] in the report.
+    pub fn run(&self, scenario: &dyn Scenario) -> Result<Report, HarnessError> {
+        let variant = self.variant_for(scenario)?;
+        let setup = scenario.setup();
+        let nodes = self.nodes.unwrap_or(setup.nodes);
+        if nodes == 0 {
+            return Err(HarnessError::BadInput(
+                "a run needs at least one node".into(),
+            ));
+        }
+        let net = self.net.clone().unwrap_or(setup.net.clone());
+        let plan = self.resolve_plan(scenario)?;
+        let time_limit = self.time_limit.unwrap_or(setup.time_limit);
+        let world = World::new(self.seed, &net, Some(time_limit))?;
+
+        let recorder = Recorder::new(self.keep_trace);
+        let started: Nodes = Arc::default();
+        let processes: Processes = Arc::default();
+        let run = tracing::subscriber::with_default(recorder.clone(), || {
+            catch_unwind(AssertUnwindSafe(|| {
+                world.block_on(async {
+                    let control = Control::current().expect("inside a simulated world");
+                    let ctx = Ctx {
+                        seed: self.seed,
+                        variant: variant.clone(),
+                        nodes,
+                        quiet_at: Duration::from_millis(plan.quiet_at_ms),
+                        settle: setup.settle,
+                        control: control.clone(),
+                        started: started.clone(),
+                        processes: processes.clone(),
+                    };
+                    event!(
+                        "note",
+                        msg = "start",
+                        scenario = scenario.name(),
+                        variant = variant.as_str(),
+                        seed = self.seed,
+                        nodes = nodes
+                    );
+                    drop(rt::spawn(apply_plan(
+                        plan.clone(),
+                        net.clone(),
+                        control,
+                        started.clone(),
+                        processes.clone(),
+                    )));
+                    let result = scenario.run(ctx).await;
+                    (result, rt::elapsed())
+                })
+            }))
+        });
+        let (outcome, sim_time) = match run {
+            Ok((Ok(()), t)) => (Outcome::Pass, t),
+            Ok((Err(v), t)) => (Outcome::Violated(v), t),
+            Err(payload) => (
+                Outcome::Panicked {
+                    message: panic_message(payload.as_ref()),
+                },
+                Duration::ZERO,
+            ),
+        };
+        let verdict = match &outcome {
+            Outcome::Pass => "end result=pass".to_string(),
+            Outcome::Violated(v) => format!("end result=violated invariant={}", v.invariant),
+            Outcome::Panicked { message } => format!("end result=panicked msg={message:?}"),
+        };
+        recorder.push("end", format!("{} -- {verdict}", format_time(sim_time)));
+        Ok(Report {
+            scenario: scenario.name().to_string(),
+            variant,
+            seed: self.seed,
+            outcome,
+            trace: recorder.take(),
+            sim_time,
+            plan,
+            repro_flags: self.repro_flags(),
+        })
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic".to_string()
+    }
+}
+
+/// What the fault executor has done, so the quiet phase can undo all of it.
+#[derive(Default)]
+struct Damage {
+    crashed: BTreeSet<u32>,
+    paused: BTreeSet<u32>,
+    clogged: BTreeSet<(u32, u32)>,
+}
+
+async fn apply_plan(
+    plan: FaultPlan,
+    base: NetConfig,
+    control: Control,
+    started: Nodes,
+    processes: Processes,
+) {
+    let mut damage = Damage::default();
+    let mut net = base.clone();
+    for tf in &plan.faults {
+        sleep_until(Duration::from_millis(tf.at_ms)).await;
+        let fault = tf.fault.to_string();
+        match apply(
+            &tf.fault,
+            &control,
+            &started,
+            &processes,
+            &mut damage,
+            &mut net,
+        ) {
+            Ok(()) => event!("fault", fault = fault.as_str()),
+            Err(why) => event!("fault", fault = fault.as_str(), skipped = why),
+        }
+    }
+    sleep_until(Duration::from_millis(plan.quiet_at_ms)).await;
+    let nodes = lock(&started).clone();
+    for n in &damage.crashed {
+        if let Some(node) = nodes.get(n) {
+            control.restart(node);
+        }
+    }
+    for n in &damage.paused {
+        if let Some(node) = nodes.get(n) {
+            control.resume(node);
+        }
+    }
+    for (from, to) in &damage.clogged {
+        if let (Some(a), Some(b)) = (nodes.get(from), nodes.get(to)) {
+            control.unclog_link(a, b);
+        }
+    }
+    control
+        .set_net(&base)
+        .expect("the base network config was validated");
+    event!(
+        "fault",
+        fault = "quiet",
+        restarted = damage.crashed.len(),
+        resumed = damage.paused.len(),
+        unclogged = damage.clogged.len()
+    );
+}
+
+async fn sleep_until(at: Duration) {
+    let now = rt::elapsed();
+    if at > now {
+        rt::sleep(at - now).await;
+    }
+}
+
+/// Applies one fault; `Err(reason)` when it had nothing to act on.
+fn apply(
+    fault: &Fault,
+    control: &Control,
+    started: &Nodes,
+    processes: &Processes,
+    damage: &mut Damage,
+    net: &mut NetConfig,
+) -> Result<(), &'static str> {
+    let nodes = lock(started).clone();
+    let node = |n: &u32| nodes.get(n).cloned().ok_or("not-started");
+    match fault {
+        Fault::CrashNode { node: n } => {
+            let target = node(n)?;
+            if !damage.crashed.insert(*n) {
+                return Err("already-crashed");
+            }
+            damage.paused.remove(n);
+            control.crash(&target);
+        }
+        Fault::RestartNode { node: n } => {
+            let target = node(n)?;
+            damage.crashed.remove(n);
+            damage.paused.remove(n);
+            control.restart(&target);
+        }
+        Fault::PauseNode { node: n } => {
+            let target = node(n)?;
+            if damage.crashed.contains(n) {
+                return Err("crashed");
+            }
+            damage.paused.insert(*n);
+            control.pause(&target);
+        }
+        Fault::ResumeNode { node: n } => {
+            let target = node(n)?;
+            if !damage.paused.remove(n) {
+                return Err("not-paused");
+            }
+            control.resume(&target);
+        }
+        Fault::KillProcess { node: n, process } => {
+            let handle = lock(processes).remove(&(*n, process.clone()));
+            let handle = handle
+                .filter(|h| !h.is_finished())
+                .ok_or("no-such-process")?;
+            handle.abort();
+            event!(
+                "exit",
+                node = *n,
+                task = process.as_str(),
+                reason = "killed"
+            );
+        }
+        Fault::Partition { groups } => {
+            let group_of = |n: u32| groups.iter().position(|g| g.contains(&n));
+            for (&a, na) in &nodes {
+                for (&b, nb) in &nodes {
+                    let apart = a != b && (group_of(a).is_none() || group_of(a) != group_of(b));
+                    if apart && damage.clogged.insert((a, b)) {
+                        control.clog_link(na, nb);
+                    }
+                }
+            }
+        }
+        Fault::Heal => {
+            for (from, to) in std::mem::take(&mut damage.clogged) {
+                if let (Ok(a), Ok(b)) = (node(&from), node(&to)) {
+                    control.unclog_link(&a, &b);
+                }
+            }
+        }
+        Fault::ClogLink { from, to } => {
+            let (a, b) = (node(from)?, node(to)?);
+            damage.clogged.insert((*from, *to));
+            control.clog_link(&a, &b);
+        }
+        Fault::UnclogLink { from, to } => {
+            let (a, b) = (node(from)?, node(to)?);
+            damage.clogged.remove(&(*from, *to));
+            control.unclog_link(&a, &b);
+        }
+        Fault::SetLoss { rate } => {
+            net.loss = *rate;
+            control.set_net(net).expect("validated with the plan");
+        }
+        Fault::SetLatency { min_ms, max_ms } => {
+            net.latency = Duration::from_millis(*min_ms)..Duration::from_millis(*max_ms);
+            control.set_net(net).expect("validated with the plan");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! Groundhog's simulation harness.
+//!
+//! - [`Scenario`] and [`Catalogue`] (`scenario.rs`): what a scenario is and what its driver and
+//!   node programs get ([`Ctx`], [`NodeCtx`]).
+//! - [`Sim`] and [`Report`] (`harness.rs`): one seeded run on a fresh simulated world.
+//! - [`FaultPlan`] and [`Fault`] (`fault.rs`): the fault vocabulary, plan files, generated plans.
+//! - [`Trace`] and [`TraceHash`] (`trace.rs`): the recorded events and their FNV-1a 64 hash.
+//! - [`check_determinism`] (`check.rs`): two fresh runs of a seed, first diverging event.
+//! - [`Sweep`] and [`Check`] (`sweep.rs`): many seeds over threads; seeded checks in `#[test]`s.
+//! - [`cli`]: the `groundhog` command line over any catalogue.
+//!
+//! ```no_run
+//! use groundhog_sim::{Check, Scenario};
+//!
+//! fn my_test(scenario: &dyn Scenario) {
+//!     // Panics with `repro: groundhog replay ...` for any failing seed.
+//!     Check::new(scenario).variant("fixed").seeds(0..500).determinism(true).run();
+//! }
+//! ```
+
+mod check;
+pub mod cli;
+mod fault;
+mod harness;
+mod scenario;
+mod seeds;
+mod sweep;
+mod trace;
+
+pub use check::{check_determinism, Divergence};
+pub use fault::{Fault, FaultKind, FaultMix, FaultPlan, PlanError, TimedFault};
+pub use harness::{HarnessError, Outcome, Report, Sim};
+pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};
+pub use seeds::{SeedRange, Shard};
+pub use sweep::{Check, Mode, SeedResult, Sweep, SweepSummary};
+pub use trace::{format_time, Recorder, Trace, TraceHash};

@@ -1,0 +1,285 @@
+//! What a scenario is, and what it gets to work with during a run.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use groundhog_runtime::event;
+use groundhog_runtime::rt::{self, ChaCha8Rng, Control, Duration, SimNode, Stream};
+
+use crate::fault::FaultMix;
+
+/// The future a scenario's [`Scenario::run`] returns. Simulations are single-threaded, so it
+/// need not be `Send`.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// A named, seeded situation with invariants.
+///
+/// `run` is the scenario's driver: it starts node programs with [`Ctx::start_node`], drives the
+/// workload, checks safety invariants as it goes with [`Ctx::check`], waits for the quiet phase
+/// with [`Ctx::quiesce`], then checks liveness invariants.
+pub trait Scenario: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// One line for `groundhog list`.
+    fn about(&self) -> &'static str;
+    /// Variant names; the first is the default.
+    fn variants(&self) -> &'static [&'static str];
+    fn setup(&self) -> Setup;
+    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>>;
+}
+
+/// A scenario's defaults. Every field can be overridden per run by the [`Sim`](crate::Sim)
+/// builder or the CLI.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Setup {
+    pub nodes: u32,
+    pub net: rt::NetConfig,
+    /// How generated fault plans look for this scenario.
+    pub faults: FaultMix,
+    /// Time given to recover after faults stop, before liveness invariants are checked.
+    pub settle: Duration,
+    /// Simulated time after which the run is stopped and reported as a failure (a hang).
+    pub time_limit: Duration,
+    /// A flawed variant must fail within this many consecutive seeds.
+    pub seed_budget: u64,
+}
+
+impl Setup {
+    pub fn new(nodes: u32, faults: FaultMix) -> Self {
+        Setup {
+            nodes,
+            net: rt::NetConfig::default(),
+            faults,
+            settle: Duration::from_secs(2),
+            time_limit: Duration::from_secs(600),
+            seed_budget: 100,
+        }
+    }
+
+    pub fn net(mut self, net: rt::NetConfig) -> Self {
+        self.net = net;
+        self
+    }
+
+    pub fn settle(mut self, settle: Duration) -> Self {
+        self.settle = settle;
+        self
+    }
+
+    pub fn seed_budget(mut self, seeds: u64) -> Self {
+        self.seed_budget = seeds;
+        self
+    }
+}
+
+/// A broken invariant: its name and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Violation {
+    pub invariant: String,
+    pub message: String,
+}
+
+/// Named tasks per node, so a plan's `kill-process` can find them.
+pub(crate) type Processes = Arc<Mutex<BTreeMap<(u32, String), rt::AbortHandle>>>;
+
+/// The nodes a scenario has started, by index.
+pub(crate) type Nodes = Arc<Mutex<BTreeMap<u32, SimNode>>>;
+
+/// The driver's view of a run.
+#[derive(Clone)]
+pub struct Ctx {
+    pub(crate) seed: u64,
+    pub(crate) variant: String,
+    pub(crate) nodes: u32,
+    pub(crate) quiet_at: Duration,
+    pub(crate) settle: Duration,
+    pub(crate) control: Control,
+    pub(crate) started: Nodes,
+    pub(crate) processes: Processes,
+}
+
+impl Ctx {
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn variant(&self) -> &str {
+        &self.variant
+    }
+
+    pub fn nodes(&self) -> u32 {
+        self.nodes
+    }
+
+    /// The workload's random stream, derived from the seed (identical on every replay).
+    pub fn rng(&self) -> ChaCha8Rng {
+        rt::seeded_rng(self.seed, Stream::Workload)
+    }
+
+    /// Starts node `index` running `program`, which runs again from scratch after every restart.
+    pub fn start_node<F, P>(&self, index: u32, program: P)
+    where
+        P: Fn(NodeCtx) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + 'static,
+    {
+        assert!(
+            index < self.nodes,
+            "start_node({index}): the run has nodes 0..{}",
+            self.nodes
+        );
+        let incarnation = Arc::new(Mutex::new(0u64));
+        let processes = self.processes.clone();
+        let node = self.control.create_node(index, move || {
+            let n = {
+                let mut inc = incarnation.lock().unwrap_or_else(|e| e.into_inner());
+                *inc += 1;
+                *inc
+            };
+            event!("node", node = index, state = "start", incarnation = n);
+            let run = program(NodeCtx {
+                index,
+                incarnation: n,
+                processes: processes.clone(),
+            });
+            async move {
+                run.await;
+                // A node lives until crashed, not until its start-up program returns.
+                std::future::pending::<()>().await
+            }
+        });
+        lock(&self.started).insert(index, node);
+    }
+
+    /// Spawns a task on started node `index` (it dies with the node's current incarnation).
+    pub fn spawn_on<F>(&self, index: u32, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let node = lock(&self.started).get(&index).cloned();
+        let node = node.unwrap_or_else(|| panic!("spawn_on({index}): node not started"));
+        self.control.spawn_on(&node, future);
+    }
+
+    /// A scenario's own remark in the trace.
+    pub fn note(&self, msg: &str) {
+        event!("note", msg = msg);
+    }
+
+    /// Records an invariant check in the trace; `Err` when it does not hold.
+    pub fn check(
+        &self,
+        invariant: &str,
+        holds: bool,
+        explain: impl FnOnce() -> String,
+    ) -> Result<(), Violation> {
+        if holds {
+            event!("check", invariant = invariant, result = "ok");
+            Ok(())
+        } else {
+            let message = explain();
+            event!(
+                "check",
+                invariant = invariant,
+                result = "violated",
+                msg = message.as_str()
+            );
+            Err(Violation {
+                invariant: invariant.to_string(),
+                message,
+            })
+        }
+    }
+
+    /// Waits until faults have stopped, everything is healed and the settle time has passed.
+    pub async fn quiesce(&self) {
+        let target = self.quiet_at + self.settle;
+        let now = rt::elapsed();
+        if target > now {
+            rt::sleep(target - now).await;
+        }
+        event!("note", msg = "quiet");
+    }
+
+    /// Simulated time since the run started.
+    pub fn now(&self) -> Duration {
+        rt::elapsed()
+    }
+}
+
+/// A node program's view of its node.
+#[derive(Clone)]
+pub struct NodeCtx {
+    index: u32,
+    incarnation: u64,
+    processes: Processes,
+}
+
+impl NodeCtx {
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// 1 on first start, then one more after every restart.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Spawns a named task on this node that a plan's `kill-process` can kill.
+    pub fn spawn_process<F>(&self, name: &str, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let index = self.index;
+        let owned = name.to_string();
+        event!("spawn", node = index, task = name);
+        let handle = rt::spawn(async move {
+            future.await;
+            event!(
+                "exit",
+                node = index,
+                task = owned.as_str(),
+                reason = "normal"
+            );
+        });
+        lock(&self.processes).insert((index, name.to_string()), handle.abort_handle());
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The scenarios a `groundhog` binary knows, in listing order.
+#[derive(Clone, Default)]
+pub struct Catalogue {
+    scenarios: Vec<Arc<dyn Scenario>>,
+}
+
+impl Catalogue {
+    pub fn new() -> Self {
+        Catalogue::default()
+    }
+
+    pub fn with(mut self, scenario: impl Scenario + 'static) -> Self {
+        self.scenarios.push(Arc::new(scenario));
+        self
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Scenario>> {
+        self.scenarios.iter()
+    }
+
+    /// The scenario called `name`, or a message listing the known ones.
+    pub fn find(&self, name: &str) -> Result<Arc<dyn Scenario>, String> {
+        self.scenarios
+            .iter()
+            .find(|s| s.name() == name)
+            .cloned()
+            .ok_or_else(|| {
+                let known: Vec<_> = self.scenarios.iter().map(|s| s.name()).collect();
+                format!("unknown scenario `{name}` (known: {})", known.join(", "))
+            })
+    }
+}

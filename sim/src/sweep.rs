@@ -1,0 +1,374 @@
+//! Many seeds over worker threads, each run on its own fresh world; and [`Check`], the same for
+//! users' own `#[test]`s.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::check::{check_determinism, Divergence};
+use crate::harness::{HarnessError, Outcome, Sim};
+use crate::scenario::{lock, Scenario};
+use crate::seeds::{SeedRange, Shard};
+use crate::trace::TraceHash;
+
+/// What to do with each seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Run and judge invariants.
+    Run,
+    /// Run twice, judge invariants and compare hashes.
+    RunAndCheckDeterminism,
+    /// Run twice and compare hashes only (invariant failures are not counted).
+    DeterminismOnly,
+}
+
+/// One seed's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedResult {
+    pub scenario: String,
+    pub variant: String,
+    pub seed: u64,
+    pub hash: TraceHash,
+    pub outcome: Outcome,
+    pub summary: String,
+    pub repro: String,
+    pub sim_nanos: u128,
+    pub divergence: Option<Divergence>,
+}
+
+impl SeedResult {
+    pub fn failed(&self) -> bool {
+        !self.outcome.passed()
+    }
+}
+
+/// A sweep's totals. Failures and divergences are sorted by scenario, variant and seed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepSummary {
+    pub seeds_run: u64,
+    pub failures: Vec<SeedResult>,
+    pub nondeterministic: Vec<SeedResult>,
+    pub wall_secs: f64,
+    pub sim_secs: f64,
+    pub seeds_per_sec: f64,
+    /// Simulated time over wall time.
+    pub sim_wall_ratio: f64,
+    pub stopped_early: bool,
+}
+
+impl SweepSummary {
+    /// 0 all passed, 1 an invariant failed, 3 nondeterminism found.
+    pub fn exit_code(&self) -> u8 {
+        if !self.nondeterministic.is_empty() {
+            3
+        } else if !self.failures.is_empty() {
+            1
+        } else {
+            0
+        }
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "seeds={} failures={} nondeterministic={} wall={:.2}s seeds/s={:.1} sim={:.1}s sim:wall={:.0}x{}",
+            self.seeds_run,
+            self.failures.len(),
+            self.nondeterministic.len(),
+            self.wall_secs,
+            self.seeds_per_sec,
+            self.sim_secs,
+            self.sim_wall_ratio,
+            if self.stopped_early { " (stopped at first failure)" } else { "" }
+        )
+    }
+}
+
+/// A sweep over scenarios, variants and seeds.
+pub struct Sweep<'a> {
+    targets: Vec<(&'a dyn Scenario, String)>,
+    seeds: SeedRange,
+    shard: Option<Shard>,
+    jobs: usize,
+    mode: Mode,
+    fail_fast: bool,
+    progress: bool,
+    template: Sim,
+}
+
+impl<'a> Sweep<'a> {
+    /// `template` carries everything but the seed (variant is set per target).
+    pub fn new(targets: Vec<(&'a dyn Scenario, String)>, seeds: SeedRange, template: Sim) -> Self {
+        Sweep {
+            targets,
+            seeds,
+            shard: None,
+            jobs: default_jobs(),
+            mode: Mode::Run,
+            fail_fast: false,
+            progress: false,
+            template,
+        }
+    }
+
+    pub fn shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    pub fn fail_fast(mut self, yes: bool) -> Self {
+        self.fail_fast = yes;
+        self
+    }
+
+    /// Shows a progress bar, but only when stderr is a terminal.
+    pub fn progress(mut self, yes: bool) -> Self {
+        self.progress = yes && std::io::stderr().is_terminal();
+        self
+    }
+
+    /// Runs the sweep. `Err` for input that cannot make a run (checked on the first seed of each
+    /// target before any worker starts).
+    pub fn run(self) -> Result<SweepSummary, HarnessError> {
+        let seeds = match self.shard {
+            Some(shard) => shard.seeds(&self.seeds),
+            None => self.seeds.0.clone().collect(),
+        };
+        for (scenario, variant) in &self.targets {
+            let sim = self.template.clone().variant(variant.clone());
+            sim.variant_for(*scenario)?;
+            if let Some(&seed) = seeds.first() {
+                sim.seed(seed).resolve_plan(*scenario)?;
+            }
+        }
+        let items: Vec<(usize, u64)> = (0..self.targets.len())
+            .flat_map(|t| seeds.iter().map(move |&s| (t, s)))
+            .collect();
+        let bar = if self.progress {
+            indicatif::ProgressBar::new(items.len() as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let results: Mutex<Vec<SeedResult>> = Mutex::new(Vec::with_capacity(items.len()));
+        let first_error: Mutex<Option<HarnessError>> = Mutex::new(None);
+        let started = Instant::now();
+        thread::scope(|s| {
+            for _ in 0..self.jobs.min(items.len().max(1)) {
+                s.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(&(t, seed)) = items.get(next.fetch_add(1, Ordering::Relaxed))
+                        else {
+                            break;
+                        };
+                        let (scenario, variant) = &self.targets[t];
+                        match self.one(*scenario, variant, seed) {
+                            Ok(r) => {
+                                let bad = (self.mode != Mode::DeterminismOnly && r.failed())
+                                    || r.divergence.is_some();
+                                if bad && self.fail_fast {
+                                    stop.store(true, Ordering::Relaxed);
+                                }
+                                lock(&results).push(r);
+                            }
+                            Err(e) => {
+                                lock(&first_error).get_or_insert(e);
+                                stop.store(true, Ordering::Relaxed);
+                            }
+                        }
+                        bar.inc(1);
+                    }
+                });
+            }
+        });
+        bar.finish_and_clear();
+        if let Some(e) = lock(&first_error).take() {
+            return Err(e);
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let mut results = std::mem::take(&mut *lock(&results));
+        results.sort_by(|a, b| {
+            (&a.scenario, &a.variant, a.seed).cmp(&(&b.scenario, &b.variant, b.seed))
+        });
+        let sim_secs = results
+            .iter()
+            .map(|r| r.sim_nanos as f64 / 1e9)
+            .sum::<f64>();
+        let seeds_run = results.len() as u64;
+        let nondeterministic: Vec<_> = results
+            .iter()
+            .filter(|r| r.divergence.is_some())
+            .cloned()
+            .collect();
+        let failures = if self.mode == Mode::DeterminismOnly {
+            Vec::new()
+        } else {
+            results.into_iter().filter(SeedResult::failed).collect()
+        };
+        Ok(SweepSummary {
+            seeds_run,
+            failures,
+            nondeterministic,
+            wall_secs: wall,
+            sim_secs,
+            seeds_per_sec: seeds_run as f64 / wall.max(1e-9),
+            sim_wall_ratio: sim_secs / wall.max(1e-9),
+            stopped_early: stop.load(Ordering::Relaxed) && (seeds_run as usize) < items.len(),
+        })
+    }
+
+    fn one(
+        &self,
+        scenario: &dyn Scenario,
+        variant: &str,
+        seed: u64,
+    ) -> Result<SeedResult, HarnessError> {
+        let sim = self.template.clone().variant(variant).seed(seed);
+        let (report, divergence) = match self.mode {
+            Mode::Run => (sim.keep_trace(false).run(scenario)?, None),
+            Mode::RunAndCheckDeterminism | Mode::DeterminismOnly => {
+                check_determinism(&sim, scenario)?
+            }
+        };
+        Ok(SeedResult {
+            scenario: report.scenario.clone(),
+            variant: report.variant.clone(),
+            seed,
+            hash: report.hash(),
+            summary: report.summary(),
+            repro: report.repro(),
+            sim_nanos: report.sim_time.as_nanos(),
+            outcome: report.outcome,
+            divergence,
+        })
+    }
+}
+
+fn default_jobs() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Seeded checks inside a user's `#[test]`: panics with the repro line of every failure.
+///
+/// ```no_run
+/// # fn demo(scenario: &dyn groundhog_sim::Scenario) {
+/// groundhog_sim::Check::new(scenario).variant("fixed").seeds(0..500).run();
+/// # }
+/// ```
+pub struct Check<'a> {
+    scenario: &'a dyn Scenario,
+    sim: Sim,
+    seeds: SeedRange,
+    jobs: usize,
+    determinism: bool,
+}
+
+impl<'a> Check<'a> {
+    pub fn new(scenario: &'a dyn Scenario) -> Self {
+        Check {
+            scenario,
+            sim: Sim::new(0),
+            seeds: SeedRange(0..100),
+            jobs: default_jobs(),
+            determinism: false,
+        }
+    }
+
+    pub fn variant(mut self, variant: &str) -> Self {
+        self.sim = self.sim.variant(variant);
+        self
+    }
+
+    pub fn seeds(mut self, seeds: std::ops::Range<u64>) -> Self {
+        self.seeds = SeedRange(seeds);
+        self
+    }
+
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs;
+        self
+    }
+
+    /// Also runs every seed twice and fails on differing traces.
+    pub fn determinism(mut self, yes: bool) -> Self {
+        self.determinism = yes;
+        self
+    }
+
+    /// Customises each run (intensity, plan, nodes, ...).
+    pub fn sim(mut self, f: impl FnOnce(Sim) -> Sim) -> Self {
+        self.sim = f(self.sim);
+        self
+    }
+
+    fn sweep(&self, fail_fast: bool) -> SweepSummary {
+        let variant = self
+            .sim
+            .variant_for(self.scenario)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let target = vec![(self.scenario, variant)];
+        let mode = if self.determinism {
+            Mode::RunAndCheckDeterminism
+        } else {
+            Mode::Run
+        };
+        Sweep::new(target, self.seeds.clone(), self.sim.clone())
+            .jobs(self.jobs)
+            .mode(mode)
+            .fail_fast(fail_fast)
+            .run()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Panics unless every seed passes (and, with [`Check::determinism`], replays identically).
+    pub fn run(self) -> SweepSummary {
+        let summary = self.sweep(false);
+        let mut problems = Vec::new();
+        for r in &summary.nondeterministic {
+            let d = r.divergence.as_ref().expect("listed as nondeterministic");
+            problems.push(format!(
+                "nondeterministic: {}\n{}\nrepro: {}",
+                r.summary,
+                d.explain(),
+                r.repro
+            ));
+        }
+        for r in &summary.failures {
+            problems.push(format!("{}\nrepro: {}", r.summary, r.repro));
+        }
+        assert!(
+            problems.is_empty(),
+            "{} problem(s):\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+        summary
+    }
+
+    /// Panics unless some seed fails; returns the first failing seed's result.
+    pub fn expect_failure(self) -> SeedResult {
+        let summary = self.sweep(true);
+        summary.failures.into_iter().next().unwrap_or_else(|| {
+            panic!(
+                "no seed in {} failed {} (variant {:?}): the simulation did not catch the flaw",
+                self.seeds,
+                self.scenario.name(),
+                self.sim.variant_for(self.scenario).ok()
+            )
+        })
+    }
+}
