@@ -374,7 +374,9 @@ mod backend {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        node_addr, node_index, seeded_rng, Endpoint, NetConfig, Stream, World, WorldError,
+    };
     use rand::RngCore;
 
     #[test]
