@@ -298,7 +298,10 @@ impl FaultPlan {
         let parsed = if path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str(&text).map_err(|e| e.to_string())
         } else {
-            toml::from_str(&text).map_err(|e| e.message().to_string() + &toml_where(&text, &e))
+            toml::from_str(&text).map_err(|e| {
+                let lines: Vec<&str> = e.message().lines().collect();
+                lines.join("; ") + &toml_where(&text, &e)
+            })
         };
         parsed.map_err(|message| PlanError::Parse {
             path: shown,

@@ -1,0 +1,236 @@
+//! The command line: results, repro lines, exit codes, bad input.
+
+use crate::{groundhog, hash_of, simulated, stderr, stdout};
+
+#[test]
+fn list_names_every_scenario_with_variants() {
+    let out = groundhog(&["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("ping-pong ") && l.contains("fixed,flawed")));
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("lost-update ") && l.contains("fixed,flawed")));
+}
+
+#[test]
+fn a_failure_prints_a_repro_line_that_reproduces_its_hash() {
+    if !simulated() {
+        return;
+    }
+    let out = groundhog(&["run", "lost-update", "--variant", "flawed", "--seed", "17"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    let result = text.lines().next().unwrap();
+    assert!(
+        result.starts_with("lost-update variant=flawed seed=17 hash="),
+        "{result}"
+    );
+    assert!(
+        result.contains("FAIL invariant=count-equals-acked-increments"),
+        "{result}"
+    );
+    let repro = text
+        .lines()
+        .find_map(|l| l.strip_prefix("repro: "))
+        .unwrap();
+    assert_eq!(
+        repro,
+        "groundhog replay lost-update --variant flawed --seed 17"
+    );
+    let args: Vec<&str> = repro.split_whitespace().skip(1).collect();
+    let again = groundhog(&args);
+    assert_eq!(again.status.code(), Some(1));
+    let replayed = stdout(&again);
+    let summary = replayed
+        .lines()
+        .find(|l| l.starts_with("lost-update variant="))
+        .unwrap();
+    assert_eq!(hash_of(summary), hash_of(result));
+    assert!(
+        replayed.lines().count() > 50,
+        "replay prints the full trace"
+    );
+}
+
+#[test]
+fn same_seed_same_output_byte_for_byte_across_processes() {
+    if !simulated() {
+        return;
+    }
+    for scenario in ["ping-pong", "lost-update"] {
+        let a = groundhog(&["replay", scenario, "--seed", "5"]);
+        let b = groundhog(&["replay", scenario, "--seed", "5"]);
+        assert_eq!(a.stdout, b.stdout, "{scenario}");
+        let c = groundhog(&["replay", scenario, "--seed", "6"]);
+        assert_ne!(
+            a.stdout, c.stdout,
+            "{scenario}: different seeds, different traces"
+        );
+    }
+}
+
+#[test]
+fn flawed_sweep_fails_with_repro_lines_that_reproduce_and_fixed_passes() {
+    if !simulated() {
+        return;
+    }
+    let flawed = groundhog(&[
+        "sweep",
+        "lost-update",
+        "--variant",
+        "flawed",
+        "--seeds",
+        "0..500",
+    ]);
+    assert_eq!(flawed.status.code(), Some(1));
+    let text = stdout(&flawed);
+    let failures: Vec<&str> = text.lines().filter(|l| l.contains(" FAIL ")).collect();
+    assert!(
+        failures.len() > 400,
+        "the flaw shows on most seeds: {}",
+        failures.len()
+    );
+    let repros: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("repro: "))
+        .collect();
+    assert_eq!(repros.len(), failures.len());
+    for (result, repro) in failures.iter().zip(&repros).step_by(97) {
+        let args: Vec<&str> = repro.split_whitespace().skip(1).collect();
+        let again = stdout(&groundhog(&args));
+        let summary = again
+            .lines()
+            .find(|l| l.starts_with("lost-update variant="))
+            .unwrap();
+        assert_eq!(hash_of(summary), hash_of(result), "{repro}");
+    }
+    let fixed = groundhog(&[
+        "sweep",
+        "lost-update",
+        "--variant",
+        "fixed",
+        "--seeds",
+        "0..500",
+    ]);
+    assert_eq!(fixed.status.code(), Some(0), "{}", stdout(&fixed));
+    assert!(stdout(&fixed).contains("seeds=500 failures=0"));
+}
+
+#[test]
+fn sweep_json_shards_and_env_mirrors() {
+    if !simulated() {
+        return;
+    }
+    let out = groundhog(&[
+        "sweep",
+        "ping-pong",
+        "--variant",
+        "fixed",
+        "--seeds",
+        "0..40",
+        "--shard",
+        "2/4",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(json["seeds_run"], 10);
+    assert_eq!(json["failures"].as_array().map(Vec::len), Some(0));
+
+    let env_run = std::process::Command::new(env!("CARGO_BIN_EXE_groundhog"))
+        .args(["run", "ping-pong", "--variant", "flawed"])
+        .env("GROUNDHOG_SEED", "4")
+        .output()
+        .unwrap();
+    let flag_run = groundhog(&["run", "ping-pong", "--variant", "flawed", "--seed", "4"]);
+    assert_eq!(env_run.stdout, flag_run.stdout);
+}
+
+#[test]
+fn fail_fast_stops_early() {
+    if !simulated() {
+        return;
+    }
+    let out = groundhog(&[
+        "sweep",
+        "lost-update",
+        "--variant",
+        "flawed",
+        "--seeds",
+        "0..2000",
+        "--jobs",
+        "1",
+        "--fail-fast",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("repro: ")).count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("stopped at first failure"), "{text}");
+}
+
+/// Bad input: exit 2 and exactly one readable line on stderr, never a panic.
+fn bad(args: &[&str], expect: &str) {
+    let out = groundhog(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
+    assert!(
+        err.contains(expect),
+        "{args:?}: {err:?} should mention {expect:?}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn bad_input_gets_one_line_and_exit_2() {
+    bad(
+        &["run", "nope", "--seed", "1"],
+        "unknown scenario `nope` (known: ping-pong, lost-update)",
+    );
+    bad(
+        &["run", "ping-pong", "--variant", "broken", "--seed", "1"],
+        "no variant `broken` (known: fixed, flawed)",
+    );
+    bad(
+        &["sweep", "ping-pong", "--seeds", "9..3"],
+        "start 9 is after end 3",
+    );
+    bad(
+        &["sweep", "ping-pong", "--seeds", "abc"],
+        "`abc` is not a seed",
+    );
+    bad(&["check", "--all", "--seeds", "4..4"], "holds no seeds");
+    bad(&["run", "ping-pong", "--seed", "x"], "invalid value 'x'");
+    bad(
+        &["sweep", "ping-pong", "--seeds", "0..9", "--shard", "5/4"],
+        "bad shard",
+    );
+    bad(
+        &["sweep", "--seeds", "0..9"],
+        "name a scenario or pass --all",
+    );
+    bad(
+        &[
+            "run",
+            "ping-pong",
+            "--seed",
+            "1",
+            "--faults",
+            "explode-node",
+        ],
+        "unknown fault `explode-node`",
+    );
+    bad(
+        &["sweep", "ping-pong", "--seeds", "0..9", "--jobs", "0"],
+        "--jobs must be at least 1",
+    );
+    bad(&["frobnicate"], "unrecognized subcommand");
+}
