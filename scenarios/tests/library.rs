@@ -74,3 +74,96 @@ fn a_report_carries_outcome_trace_hash_time_and_counts() {
     assert_eq!(no_lines.hash(), report.hash());
     assert!(no_lines.trace.lines.is_empty());
 }
+
+/// A test-only scenario whose node 0 runs a named `worker` process that a plan can kill.
+struct Worker;
+
+impl groundhog_sim::Scenario for Worker {
+    fn name(&self) -> &'static str {
+        "worker"
+    }
+    fn about(&self) -> &'static str {
+        "test only: a named process and a hang"
+    }
+    fn variants(&self) -> &'static [&'static str] {
+        &["finishes", "hangs"]
+    }
+    fn setup(&self) -> groundhog_sim::Setup {
+        let mix = groundhog_sim::FaultMix {
+            kinds: vec![groundhog_sim::FaultKind::KillProcess],
+            intensity: 0.0,
+            window_ms: 1_000,
+            processes: vec![(0, "worker".into())],
+        };
+        groundhog_sim::Setup::new(1, mix).time_limit(groundhog_runtime::rt::Duration::from_secs(20))
+    }
+    fn run(
+        &self,
+        ctx: groundhog_sim::Ctx,
+    ) -> groundhog_sim::BoxFuture<Result<(), groundhog_sim::Violation>> {
+        use groundhog_runtime::rt::{self, Duration};
+        Box::pin(async move {
+            ctx.start_node(0, |node| async move {
+                node.spawn_process("worker", async {
+                    rt::sleep(Duration::from_secs(3)).await;
+                });
+            });
+            if ctx.variant() == "hangs" {
+                std::future::pending::<()>().await;
+            }
+            ctx.quiesce().await;
+            rt::sleep(Duration::from_secs(2)).await;
+            Ok(())
+        })
+    }
+}
+
+#[test]
+fn kill_process_kills_the_named_task_and_traces_it() {
+    if !simulated() {
+        return;
+    }
+    let untouched = Sim::new(1).run(&Worker).unwrap();
+    assert!(untouched
+        .trace
+        .lines
+        .iter()
+        .any(|l| l.ends_with("n0 exit task=worker reason=normal")));
+    let plan = groundhog_sim::FaultPlan {
+        quiet_at_ms: 1_000,
+        faults: vec![groundhog_sim::TimedFault {
+            at_ms: 500,
+            fault: groundhog_sim::Fault::KillProcess {
+                node: 0,
+                process: "worker".into(),
+            },
+        }],
+    };
+    let killed = Sim::new(1).plan(plan).run(&Worker).unwrap();
+    let lines = &killed.trace.lines;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("0.5") && l.ends_with("n0 exit task=worker reason=killed")),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.ends_with("reason=normal")),
+        "a killed task never finishes"
+    );
+    assert!(killed.outcome.passed());
+}
+
+#[test]
+fn a_run_past_its_time_limit_fails_instead_of_hanging() {
+    if !simulated() {
+        return;
+    }
+    let report = Sim::new(1).variant("hangs").run(&Worker).unwrap();
+    assert!(
+        matches!(&report.outcome, Outcome::Panicked { .. }),
+        "{:?}",
+        report.outcome
+    );
+    assert!(report.repro().ends_with("--variant hangs --seed 1"));
+}

@@ -68,6 +68,11 @@ impl Setup {
         self
     }
 
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
+        self
+    }
+
     pub fn seed_budget(mut self, seeds: u64) -> Self {
         self.seed_budget = seeds;
         self
