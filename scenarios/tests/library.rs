@@ -131,6 +131,7 @@ fn kill_process_kills_the_named_task_and_traces_it() {
         .any(|l| l.ends_with("n0 exit task=worker reason=normal")));
     let plan = groundhog_sim::FaultPlan {
         quiet_at_ms: 1_000,
+        net: None,
         faults: vec![groundhog_sim::TimedFault {
             at_ms: 500,
             fault: groundhog_sim::Fault::KillProcess {

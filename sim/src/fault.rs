@@ -238,8 +238,28 @@ pub struct TimedFault {
 pub struct FaultPlan {
     /// Faults stop here: the harness heals everything and the quiet phase begins.
     pub quiet_at_ms: u64,
+    /// The base network for this plan, replacing the scenario's (restored at the quiet phase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<PlanNet>,
     #[serde(default, rename = "fault")]
     pub faults: Vec<TimedFault>,
+}
+
+/// A base network written in a plan: `[net]` with `loss`, `min_ms`, `max_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanNet {
+    pub loss: f64,
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+impl PlanNet {
+    pub fn config(&self) -> rt::NetConfig {
+        rt::NetConfig {
+            loss: self.loss,
+            latency: rt::Duration::from_millis(self.min_ms)..rt::Duration::from_millis(self.max_ms),
+        }
+    }
 }
 
 /// A plan file that could not be used. The message says where.
@@ -252,6 +272,11 @@ pub enum PlanError {
     },
     #[error("malformed plan file {path}: {message}")]
     Parse { path: String, message: String },
+    #[error("invalid plan{}: {message}", at(.path))]
+    Net {
+        path: Option<String>,
+        message: String,
+    },
     #[error("invalid plan{}: fault #{index} (at_ms {at_ms}): {message}", at(.path))]
     Invalid {
         path: Option<String>,
@@ -284,6 +309,7 @@ impl FaultPlan {
     pub fn quiet(quiet_at_ms: u64) -> Self {
         FaultPlan {
             quiet_at_ms,
+            net: None,
             faults: Vec::new(),
         }
     }
@@ -315,6 +341,24 @@ impl FaultPlan {
 
     /// Checks node indexes, ranges and times against a scenario with `nodes` nodes.
     pub fn validate(&self, nodes: u32, path: Option<&str>) -> Result<(), PlanError> {
+        if let Some(net) = &self.net {
+            let problem = if !(0.0..=1.0).contains(&net.loss) {
+                Some(format!("[net] loss {} is not between 0 and 1", net.loss))
+            } else if net.min_ms > net.max_ms {
+                Some(format!(
+                    "[net] min_ms {} > max_ms {}",
+                    net.min_ms, net.max_ms
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = problem {
+                return Err(PlanError::Net {
+                    path: path.map(str::to_string),
+                    message,
+                });
+            }
+        }
         for (index, tf) in self.faults.iter().enumerate() {
             let mut check = tf.fault.validate(nodes);
             if check.is_ok() && tf.at_ms > self.quiet_at_ms {
@@ -446,6 +490,7 @@ impl FaultPlan {
         faults.sort_by_key(|f| f.at_ms);
         FaultPlan {
             quiet_at_ms: window,
+            net: None,
             faults,
         }
     }
@@ -478,6 +523,10 @@ mod tests {
     fn toml_and_json_agree() {
         let toml_text = r#"
             quiet_at_ms = 4000
+            [net]
+            loss = 0.1
+            min_ms = 2
+            max_ms = 9
             [[fault]]
             at_ms = 500
             fault = "partition"
@@ -488,7 +537,7 @@ mod tests {
             min_ms = 5
             max_ms = 50
         "#;
-        let json_text = r#"{"quiet_at_ms":4000,"fault":[
+        let json_text = r#"{"quiet_at_ms":4000,"net":{"loss":0.1,"min_ms":2,"max_ms":9},"fault":[
             {"at_ms":500,"fault":"partition","groups":[[0,1],[2]]},
             {"at_ms":900,"fault":"set-latency","min_ms":5,"max_ms":50}]}"#;
         let a: FaultPlan = toml::from_str(toml_text).unwrap();
@@ -516,6 +565,7 @@ mod tests {
     fn validation_names_the_fault_and_the_node() {
         let plan = FaultPlan {
             quiet_at_ms: 100,
+            net: None,
             faults: vec![TimedFault {
                 at_ms: 10,
                 fault: Fault::CrashNode { node: 7 },

@@ -277,8 +277,12 @@ impl Sim {
                 "a run needs at least one node".into(),
             ));
         }
-        let net = self.net.clone().unwrap_or(setup.net.clone());
         let plan = self.resolve_plan(scenario)?;
+        let net = self
+            .net
+            .clone()
+            .or_else(|| plan.net.as_ref().map(|n| n.config()))
+            .unwrap_or(setup.net.clone());
         let time_limit = self.time_limit.unwrap_or(setup.time_limit);
         let world = World::new(self.seed, &net, Some(time_limit))?;
 

@@ -28,7 +28,7 @@ mod sweep;
 mod trace;
 
 pub use check::{check_determinism, Divergence};
-pub use fault::{Fault, FaultKind, FaultMix, FaultPlan, PlanError, TimedFault};
+pub use fault::{Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanNet, TimedFault};
 pub use harness::{HarnessError, Outcome, Report, Sim};
 pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};
 pub use seeds::{SeedRange, Shard};

@@ -1,0 +1,62 @@
+//! Property tests over whole simulations, and trace snapshots, as one test binary.
+//!
+//! Simulation-only: in the real build (no `--cfg madsim`) worlds cannot be created, and each test
+//! returns early; the scenarios crate's `real_build` test covers that build's behaviour.
+
+mod plans;
+mod shrinking;
+mod snapshots;
+mod strategies;
+
+use std::path::PathBuf;
+
+use groundhog_runtime::rt;
+use groundhog_sim::{FaultPlan, Report, Scenario, Sim};
+use proptest::test_runner::{Config, RngSeed};
+
+pub fn simulated() -> bool {
+    rt::SIMULATED
+}
+
+/// Proptest settings: a fixed generator seed so CI explores the same cases every time;
+/// failures found are kept in `<test file>.proptest-regressions` beside `source_file`, committed
+/// and replayed first on every later run.
+pub fn config(cases: u32, source_file: &'static str) -> Config {
+    Config {
+        cases,
+        rng_seed: RngSeed::Fixed(0x6772_6f75_6e64),
+        source_file: Some(source_file),
+        ..Config::default()
+    }
+}
+
+/// Runs `scenario` with `plan`; on failure writes the plan next to the test's temporary files and
+/// returns the repro line that replays exactly this run.
+pub fn run_with_plan(
+    scenario: &dyn Scenario,
+    variant: &str,
+    seed: u64,
+    plan: &FaultPlan,
+) -> (Report, Option<String>) {
+    let report = Sim::new(seed)
+        .variant(variant)
+        .plan(plan.clone())
+        .keep_trace(false)
+        .run(scenario)
+        .expect("a generated plan is valid input");
+    if report.outcome.passed() {
+        return (report, None);
+    }
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{}-{variant}-{seed}-{}.toml",
+        scenario.name(),
+        report.hash()
+    ));
+    std::fs::write(&path, plan.to_toml()).expect("the plan file is writable");
+    let repro = format!(
+        "groundhog replay {} --variant {variant} --seed {seed} --plan {}",
+        scenario.name(),
+        path.display()
+    );
+    (report, Some(repro))
+}

@@ -1,0 +1,66 @@
+//! Fixed variants hold their invariants under arbitrary fault plans, not only generated ones, and
+//! every such run is deterministic.
+
+use groundhog_scenarios::{LostUpdate, PingPong};
+use groundhog_sim::{Scenario, Sim};
+use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
+
+use crate::{config, run_with_plan, simulated, strategies};
+
+fn fixed_passes_any_plan(scenario: &dyn Scenario, nodes: u32) {
+    let mut runner = TestRunner::new(config(128, file!()));
+    let result = runner.run(
+        &(strategies::plan(nodes, 3_000, 10), 0u64..1_000),
+        |(plan, seed)| {
+            let (report, repro) = run_with_plan(scenario, "fixed", seed, &plan);
+            prop_assert!(
+                repro.is_none(),
+                "{}\nrepro: {}\n",
+                report.summary(),
+                repro.unwrap_or_default()
+            );
+            Ok(())
+        },
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn fixed_ping_pong_holds_under_any_plan() {
+    if simulated() {
+        fixed_passes_any_plan(&PingPong, 3);
+    }
+}
+
+#[test]
+fn fixed_lost_update_holds_under_any_plan() {
+    if simulated() {
+        fixed_passes_any_plan(&LostUpdate, 4);
+    }
+}
+
+#[test]
+fn any_plan_replays_to_the_same_hash() {
+    if !simulated() {
+        return;
+    }
+    let mut runner = TestRunner::new(config(24, file!()));
+    runner
+        .run(
+            &(strategies::plan(3, 3_000, 10), 0u64..1_000),
+            |(plan, seed)| {
+                let sim = Sim::new(seed).variant("flawed").plan(plan);
+                let (_, divergence) = groundhog_sim::check_determinism(&sim, &PingPong).unwrap();
+                prop_assert!(
+                    divergence.is_none(),
+                    "{}",
+                    divergence.map(|d| d.explain()).unwrap_or_default()
+                );
+                Ok(())
+            },
+        )
+        .unwrap();
+}
