@@ -1,0 +1,129 @@
+//! Figures of the simulation build: seeds per second, simulated:wall ratio, time to bug.
+
+use groundhog_scenarios::catalogue;
+use groundhog_sim::{Mode, Scenario, SeedRange, Sim, Sweep};
+
+use crate::measure::{median, median_of, timed};
+use crate::table::{Row, Table};
+
+pub fn all(table: &mut Table, samples: usize, quick: bool) {
+    seeds_per_second(table, samples, quick);
+    sim_wall_ratio(table, samples, quick);
+    time_to_bug(table, quick);
+}
+
+fn sweep(
+    scenario: &dyn Scenario,
+    variant: &str,
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+    sim: Sim,
+) -> groundhog_sim::SweepSummary {
+    Sweep::new(vec![(scenario, variant.to_string())], SeedRange(seeds), sim)
+        .jobs(jobs)
+        .mode(Mode::Run)
+        .run()
+        .expect("catalogue scenarios take these settings")
+}
+
+/// A 5-node catalogue scenario with faults: lost-update (one server, four clients), fixed.
+fn seeds_per_second(table: &mut Table, samples: usize, quick: bool) {
+    let cat = catalogue();
+    let scenario = cat.find("lost-update").expect("in the catalogue");
+    let seeds = if quick { 0..50 } else { 0..2_000 };
+    let rate = |jobs: usize| {
+        let s = sweep(
+            scenario.as_ref(),
+            "fixed",
+            seeds.clone(),
+            jobs,
+            Sim::new(0).nodes(5),
+        );
+        assert!(s.failures.is_empty(), "fixed lost-update passes");
+        s.seeds_per_sec
+    };
+    // Interleaved pairs, so a burst of load elsewhere hits both sides alike.
+    let pairs: Vec<(f64, f64)> = (0..samples).map(|_| (rate(1), rate(2))).collect();
+    let one = median_of(pairs.iter().map(|p| p.0).collect());
+    let two = median_of(pairs.iter().map(|p| p.1).collect());
+    let scaling = median_of(pairs.iter().map(|p| p.1 / p.0).collect());
+    table.push(Row {
+        figure: "seeds/s, lost-update fixed, 5 nodes, faults (1 worker)".into(),
+        groundhog: format!("{one:.0}"),
+        baseline: "-".into(),
+        ratio: "-".into(),
+        target: ">= 200 per core".into(),
+        met: Some(one >= 200.0),
+    });
+    table.push(Row {
+        figure: "seeds/s, same, 2 workers vs 1".into(),
+        groundhog: format!("{two:.0}"),
+        baseline: format!("{one:.0}"),
+        ratio: format!("{scaling:.2}x"),
+        target: ">= 1.8x".into(),
+        met: Some(scaling >= 1.8),
+    });
+}
+
+fn sim_wall_ratio(table: &mut Table, samples: usize, quick: bool) {
+    let seeds = if quick { 0..20 } else { 0..500 };
+    for scenario in catalogue().iter() {
+        let ratio = median(samples, || {
+            sweep(scenario.as_ref(), "fixed", seeds.clone(), 1, Sim::new(0)).sim_wall_ratio
+        });
+        table.push(Row {
+            figure: format!("simulated:wall, {} fixed (1 worker)", scenario.name()),
+            groundhog: format!("{ratio:.0}x"),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: ">= 1000x".into(),
+            met: Some(ratio >= 1000.0),
+        });
+    }
+}
+
+/// Seeds and wall time until the first failure of each flawed variant, median over 20 seed
+/// ranges (range k starts at seed k * 10,000).
+fn time_to_bug(table: &mut Table, quick: bool) {
+    let ranges = if quick { 3 } else { 20 };
+    for scenario in catalogue().iter() {
+        if !scenario.variants().contains(&"flawed") {
+            continue;
+        }
+        let budget = scenario.setup().seed_budget;
+        let mut seeds = Vec::new();
+        let mut walls = Vec::new();
+        for k in 0..ranges {
+            let start = k * 10_000;
+            let (wall, summary) = timed(|| {
+                Sweep::new(
+                    vec![(scenario.as_ref(), "flawed".to_string())],
+                    SeedRange(start..start + budget),
+                    Sim::new(0),
+                )
+                .jobs(1)
+                .fail_fast(true)
+                .run()
+                .expect("catalogue scenarios take these settings")
+            });
+            let found = summary.failures.first().map(|f| f.seed - start + 1);
+            seeds.push(found.unwrap_or(u64::MAX));
+            walls.push(wall.as_secs_f64());
+        }
+        let missed = seeds.iter().filter(|s| **s == u64::MAX).count();
+        seeds.sort_unstable();
+        let median_seeds = seeds[seeds.len() / 2];
+        let median_wall = median_of(walls);
+        table.push(Row {
+            figure: format!(
+                "time to bug, {} flawed (median of {ranges} ranges)",
+                scenario.name()
+            ),
+            groundhog: format!("{median_seeds} seeds, {:.1} ms", median_wall * 1e3),
+            baseline: "real-build stress: see docs/benchmarks.md".into(),
+            ratio: "-".into(),
+            target: format!("< 1 s; within {budget} seeds"),
+            met: Some(missed == 0 && median_wall < 1.0),
+        });
+    }
+}
