@@ -6,6 +6,7 @@
 //! real tokio ones. `docs/benchmarks.md` records a run and how to reproduce it.
 
 mod measure;
+mod real_figures;
 mod sim_figures;
 mod table;
 
@@ -33,7 +34,7 @@ fn main() {
     if rt::SIMULATED {
         sim_figures::all(&mut table, samples, args.quick);
     } else {
-        println!("real build: simulated figures need the default (simulation) build");
+        real_figures::all(&mut table, samples, args.quick);
     }
     table.print();
 }
