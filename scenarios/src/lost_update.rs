@@ -146,7 +146,7 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
         waited += Duration::from_millis(100);
     }
     ctx.check("clients-finish-after-heal", all_done(), || {
-        format!("clients still incrementing 30 s after the quiet phase began")
+        "clients still incrementing 30 s after the quiet phase began".to_string()
     })?;
     let (value, acked) = {
         let w = lock(&world);
