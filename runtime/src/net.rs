@@ -23,6 +23,7 @@ pub(crate) async fn start(node: &Node, listen: SocketAddr) -> std::io::Result<()
     {
         let mut st = node.lock();
         st.distributed = true;
+        st.listen_addr = Some(socket.local_addr()?);
         let now = Instant::now();
         for (index, addr) in &node.config().peers {
             st.peers.insert(*index, Peer::new(*index, *addr, now));
@@ -115,3 +116,6 @@ async fn pump(node: Node, socket: Arc<Socket>, mut kicks: mpsc::UnboundedReceive
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

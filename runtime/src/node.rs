@@ -131,6 +131,7 @@ pub(crate) struct State {
     kick: Option<mpsc::UnboundedSender<()>>,
     kicked: bool,
     pub(crate) net_tasks: Vec<AbortHandle>,
+    pub(crate) listen_addr: Option<SocketAddr>,
 }
 
 impl State {
@@ -199,6 +200,7 @@ impl Node {
             kick: None,
             kicked: false,
             net_tasks: Vec::new(),
+            listen_addr: None,
         };
         Node {
             shared: Arc::new(Shared {
@@ -267,14 +269,27 @@ impl Node {
         self.lock().send_exit(from, to, reason, false);
     }
 
-    /// Stops distribution (closing the socket) and kills every process with `Kill`.
-    pub fn shutdown(&self) {
+    /// The address distribution listens on, once started.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.lock().listen_addr
+    }
+
+    /// Stops distribution: closes the socket, so peers stop hearing from this node (they will
+    /// declare it down); locally every remote pid becomes unreachable.
+    pub fn stop_distribution(&self) {
         let mut st = self.lock();
         for task in st.net_tasks.drain(..) {
             task.abort();
         }
         st.kick = None;
         st.distributed = false;
+        st.listen_addr = None;
+    }
+
+    /// Stops distribution and kills every process with `Kill`.
+    pub fn shutdown(&self) {
+        self.stop_distribution();
+        let mut st = self.lock();
         let ids: Vec<u64> = st.procs.keys().copied().collect();
         for id in ids {
             st.kill(id, ExitReason::Kill);
