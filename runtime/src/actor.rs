@@ -68,6 +68,10 @@ pub async fn start_actor<A: Actor>(
     opts.link = parent;
     let pid = node.spawn_opts(opts, move |mut ctx: Ctx<A::Msg>| async move {
         if let Err(reason) = actor.init(&mut ctx).await {
+            // The starter learns the failure as a value, not also as an exit signal.
+            if let Some(parent) = parent {
+                ctx.unlink(parent);
+            }
             let _ = ack_tx.send(Err(reason.clone()));
             return reason;
         }

@@ -70,7 +70,7 @@ pub enum CallError {
 }
 
 /// Why a process, child or supervisor did not start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StartError {
     /// The process's `init` failed, or it exited before acknowledging its start.
     #[error("init failed: {0}")]

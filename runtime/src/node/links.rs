@@ -25,7 +25,8 @@ impl State {
                     me.links.insert(b);
                 }
             } else {
-                self.exit_signal(b, a, ExitReason::NoProc, true);
+                // Not over a link (there is none to consume), but trappable all the same.
+                self.exit_signal(b, a, ExitReason::NoProc, false);
             }
         } else if self.peer_up(b.node) {
             if let Some(me) = self.entry(a) {
@@ -33,7 +34,7 @@ impl State {
             }
             self.route(b.node, Wire::Link { from: a, to: b });
         } else {
-            self.exit_signal(b, a, ExitReason::NoConnection, true);
+            self.exit_signal(b, a, ExitReason::NoConnection, false);
         }
     }
 

@@ -98,11 +98,12 @@ impl Node {
         let node = self.clone();
         drop(rt::spawn(async move {
             let run = AssertUnwindSafe(async move { body(ctx).await }).catch_unwind();
-            let reason = match select(Box::pin(run), kill_rx).await {
+            // The kill switch is polled first: a process killed before it ran never runs.
+            let reason = match select(kill_rx, Box::pin(run)).await {
                 Either::Left((Ok(reason), _)) => reason,
-                Either::Left((Err(panic), _)) => ExitReason::Error(panic_message(&*panic)),
+                Either::Left((Err(_), _)) => ExitReason::Kill,
                 Either::Right((Ok(reason), _)) => reason,
-                Either::Right((Err(_), _)) => ExitReason::Kill,
+                Either::Right((Err(panic), _)) => ExitReason::Error(panic_message(&*panic)),
             };
             node.lock().exit_process(pid, reason);
         }));
