@@ -1,0 +1,3 @@
+//! Whole-simulation tests over many seeds, each a small test-only scenario.
+
+mod runtime;
