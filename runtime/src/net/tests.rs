@@ -62,3 +62,99 @@ async fn two_nodes_call_monitor_and_see_the_peer_go() {
     assert_eq!(outcome.1 .1, Err(CallError::NodeDown));
     assert!(a.is_alive(server), "only the endpoint went away");
 }
+
+/// Garbage into a live node's port (random bytes, truncated frames, oversized datagrams) is
+/// dropped; the node keeps serving remote calls afterwards.
+#[crate::rt::test]
+async fn junk_datagrams_are_dropped_and_the_node_keeps_working() {
+    use crate::rt::Socket;
+    use crate::wire::{self, Frame, MAX_FRAME};
+    use rand::{Rng, RngCore, SeedableRng};
+
+    let a = Node::start(config(0, BTreeMap::new())).await.unwrap();
+    let a_addr = a.listen_addr().unwrap();
+    let b = Node::start(config(1, [(0, a_addr)].into())).await.unwrap();
+    let server = a.spawn("echo", |mut ctx: Ctx<u32>| async move {
+        loop {
+            if let Event::Call { msg, reply, .. } = ctx.recv().await {
+                reply.reply(msg + 1);
+            }
+        }
+    });
+    let junk = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let valid = wire::encode(&Frame {
+        from: 7,
+        from_incarnation: 1,
+        epoch: 1,
+        to_incarnation: 0,
+        ack_epoch: 0,
+        ack: 0,
+        seq: 0,
+        body: None,
+    })
+    .unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    for i in 0..300 {
+        let bytes = match i % 3 {
+            0 => {
+                let mut b = vec![0u8; rng.gen_range(0..300)];
+                rng.fill_bytes(&mut b);
+                b
+            }
+            1 => valid[..rng.gen_range(0..valid.len())].to_vec(),
+            _ => vec![0xff; MAX_FRAME + 100],
+        };
+        let _ = junk.send_to(a_addr, &bytes).await;
+    }
+    let (tx, rx) = oneshot::channel();
+    b.spawn("client", move |ctx: Ctx<()>| async move {
+        let r: Result<u32, _> = ctx.call(server, 41u32, Duration::from_secs(5)).await;
+        let _ = tx.send(r);
+        ExitReason::Normal
+    });
+    let answer = crate::rt::timeout(Duration::from_secs(20), rx)
+        .await
+        .expect("the call finished")
+        .unwrap();
+    assert_eq!(answer, Ok(42));
+}
+
+/// A link across nodes fires `NoConnection` in a trapping process when the peer goes away.
+#[crate::rt::test]
+async fn a_remote_link_fires_noconnection() {
+    let a = Node::start(config(0, BTreeMap::new())).await.unwrap();
+    let a_addr = a.listen_addr().unwrap();
+    let b = Node::start(config(1, [(0, a_addr)].into())).await.unwrap();
+    let remote = a.spawn("echo", |mut ctx: Ctx<u32>| async move {
+        loop {
+            if let Event::Call { msg, reply, .. } = ctx.recv().await {
+                reply.reply(msg);
+            }
+        }
+    });
+    let (linked_tx, linked_rx) = oneshot::channel();
+    let (tx, rx) = oneshot::channel();
+    b.spawn_opts(
+        crate::SpawnOpts::named("linker").trap_exit(),
+        move |mut ctx: Ctx<u32>| async move {
+            ctx.link(remote);
+            // The reply proves the link request (sent first, same pair, FIFO) was applied.
+            let echoed: Result<u32, _> = ctx.call(remote, 5u32, Duration::from_secs(5)).await;
+            let _ = linked_tx.send(echoed);
+            loop {
+                if let Event::Exit { from, reason } = ctx.recv().await {
+                    let _ = tx.send((from, reason));
+                    return ExitReason::Normal;
+                }
+            }
+        },
+    );
+    let got = crate::rt::timeout(Duration::from_secs(20), async {
+        assert_eq!(linked_rx.await.unwrap(), Ok(5));
+        a.stop_distribution();
+        rx.await.unwrap()
+    })
+    .await
+    .expect("the exit signal arrived");
+    assert_eq!(got, (remote, ExitReason::NoConnection));
+}
