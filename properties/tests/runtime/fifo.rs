@@ -153,3 +153,16 @@ fn fifo_holds_under_partitions_clogs_and_pauses() {
     }
     Check::new(&Fifo).variant("faults").seeds(0..24).run();
 }
+
+/// Five nodes, generated faults: the size the issue asks throughput figures for.
+#[test]
+fn fifo_holds_on_five_nodes_with_faults() {
+    if !cluster::simulated() {
+        return;
+    }
+    Check::new(&Fifo)
+        .variant("faults")
+        .sim(|s| s.nodes(5))
+        .seeds(100..120)
+        .run();
+}
