@@ -35,6 +35,11 @@ pub enum Wire {
         reference: Ref,
         payload: Vec<u8>,
     },
+    /// The callee's mailbox was full: the call fails at once instead of timing out.
+    CallRefused {
+        to: Pid,
+        reference: Ref,
+    },
     Link {
         from: Pid,
         to: Pid,
@@ -73,6 +78,7 @@ impl Wire {
             Wire::Send { .. } => "send",
             Wire::Call { .. } => "call",
             Wire::Reply { .. } => "reply",
+            Wire::CallRefused { .. } => "call-refused",
             Wire::Link { .. } => "link",
             Wire::Unlink { .. } => "unlink",
             Wire::Exit { .. } => "exit",

@@ -158,3 +158,26 @@ async fn a_remote_link_fires_noconnection() {
     .expect("the exit signal arrived");
     assert_eq!(got, (remote, ExitReason::NoConnection));
 }
+
+/// A remote call into a full mailbox fails at once (`NotSent`), it does not wait for its timeout.
+#[crate::rt::test]
+async fn a_remote_call_into_a_full_mailbox_is_refused() {
+    let a = Node::start(config(0, BTreeMap::new())).await.unwrap();
+    let a_addr = a.listen_addr().unwrap();
+    let b = Node::start(config(1, [(0, a_addr)].into())).await.unwrap();
+    let opts = crate::SpawnOpts::named("busy").mailbox(1);
+    let busy = a.spawn_opts(opts, |_ctx: Ctx<u32>| std::future::pending::<ExitReason>());
+    let (tx, rx) = oneshot::channel();
+    b.spawn("client", move |ctx: Ctx<()>| async move {
+        ctx.send(busy, 1u32).unwrap();
+        // Same pair, so the message above is queued first and fills the mailbox.
+        let r: Result<u32, _> = ctx.call(busy, 2u32, Duration::from_secs(3600)).await;
+        let _ = tx.send(r);
+        ExitReason::Normal
+    });
+    let r = crate::rt::timeout(Duration::from_secs(20), rx)
+        .await
+        .expect("the call returned")
+        .unwrap();
+    assert_eq!(r, Err(CallError::NotSent("mailbox full".into())));
+}

@@ -8,7 +8,7 @@ use crate::mailbox::{Payload, Refused, Signal};
 use crate::rt::Instant;
 use crate::session::Peer;
 use crate::wire::{Frame, Wire};
-use crate::{event, ExitReason, Pid};
+use crate::{event, CallError, ExitReason, Pid};
 
 impl State {
     /// The session to `node`, created from the configured address on first use.
@@ -90,7 +90,18 @@ impl State {
                     reference,
                     payload,
                 };
-                let _ = self.deliver(to, call);
+                if let Err(Refused::Full(_)) = self.deliver(to, call) {
+                    let refused = Wire::CallRefused {
+                        to: from,
+                        reference,
+                    };
+                    self.route(from.node, refused);
+                }
+            }
+            Wire::CallRefused { reference, .. } => {
+                if let Some(call) = self.calls.remove(&reference) {
+                    let _ = call.send(Err(CallError::NotSent("mailbox full".into())));
+                }
             }
             Wire::Reply {
                 reference, payload, ..
