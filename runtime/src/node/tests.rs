@@ -323,3 +323,53 @@ async fn a_panic_is_an_error_exit() {
     .await;
     assert_eq!(reason, Some(ExitReason::error("panic: oops")));
 }
+
+#[rt::test]
+async fn an_oversized_remote_message_is_handed_back() {
+    let node = Node::local(0, 1);
+    let remote = Pid {
+        node: 1,
+        incarnation: 1,
+        id: 1,
+    };
+    let result = in_process(&node, move |ctx| async move {
+        ctx.send(remote, vec![7u8; crate::wire::MAX_FRAME])
+    })
+    .await;
+    match result {
+        Err(SendError::TooLarge { msg, size, .. }) => {
+            assert_eq!(msg.len(), crate::wire::MAX_FRAME);
+            assert!(size > crate::wire::MAX_PAYLOAD);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+#[rt::test]
+async fn a_process_spawn_linked_to_a_dead_one_never_runs() {
+    let node = Node::local(0, 1);
+    let gone = dead_pid(&node).await;
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = ran.clone();
+    let reason = in_process(&node, move |mut ctx| async move {
+        let opts = SpawnOpts::named("orphan").link(gone);
+        let orphan = ctx.node().spawn_opts(opts, move |_c: Ctx<u32>| async move {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            ExitReason::Normal
+        });
+        let m = ctx.monitor(orphan);
+        loop {
+            if let Event::Down {
+                reference, reason, ..
+            } = ctx.recv().await
+            {
+                if reference == m {
+                    return reason;
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(reason, ExitReason::NoProc);
+    assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+}
