@@ -373,3 +373,17 @@ async fn a_process_spawn_linked_to_a_dead_one_never_runs() {
     assert_eq!(reason, ExitReason::NoProc);
     assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+#[rt::test]
+async fn a_message_of_the_wrong_type_is_dropped_not_delivered() {
+    let node = Node::local(0, 1);
+    let (sink, got) = collector(&node, 1);
+    in_process(&node, move |ctx| async move {
+        ctx.send(sink, "not a number".to_string()).unwrap();
+        ctx.send(sink, 7u32).unwrap();
+    })
+    .await;
+    let got = got.await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, 7);
+}
