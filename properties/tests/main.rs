@@ -1,9 +1,11 @@
-//! Property tests over whole simulations, and trace snapshots, as one test binary.
+//! Property tests over whole simulations, whole-simulation tests of the runtime over many seeds
+//! (`runtime/`, each a small test-only scenario), and trace snapshots, as one test binary.
 //!
 //! Simulation-only: in the real build (no `--cfg madsim`) worlds cannot be created, and each test
 //! returns early; the scenarios crate's `real_build` test covers that build's behaviour.
 
 mod plans;
+mod runtime;
 mod shrinking;
 mod snapshots;
 mod strategies;

@@ -1,21 +1,60 @@
-//! Groundhog's runtime.
+//! Groundhog's runtime: OTP-style processes over one executor seam.
 //!
 //! - [`rt`]: the one seam to the executor, clock, network, random source and (under
 //!   simulation) the simulated world. Nothing else in Groundhog names the backend.
 //! - [`trace`]: how runtime code reports observable events, so a harness can record them.
+//! - Processes: [`Node`] (`node.rs`, `node/`) spawns them and holds their links, monitors and
+//!   pending calls; a process sees its [`Ctx`] and receives [`Event`]s (`process.rs`).
+//!   Identifiers in `pid.rs`, exit reasons in `reason.rs`, typed errors in `error.rs`.
+//! - [`Actor`] (`actor.rs`): a handler with `init`, `handle` and `terminate` over a process.
+//! - Supervision: [`supervisor`] (static, dynamic and task supervisors).
+//! - Distribution: frames and codec in [`wire`], per-peer reliable sessions in `session.rs`,
+//!   the network tasks in `net.rs`.
 //!
 //! ```
-//! use groundhog_runtime::rt;
+//! use groundhog_runtime::{rt, Ctx, Event, ExitReason, Node};
 //!
-//! // A workload stream derived from a seed: the same seed gives the same draws.
-//! use rand::RngCore;
-//! let mut a = rt::seeded_rng(7, rt::Stream::Workload);
-//! let mut b = rt::seeded_rng(7, rt::Stream::Workload);
-//! assert_eq!(a.next_u64(), b.next_u64());
+//! // Runs under `#[rt::test]` or inside a simulated node.
+//! async fn echo() {
+//!     let node = Node::local(0, 1);
+//!     let server = node.spawn("echo", |mut ctx: Ctx<String>| async move {
+//!         while let Event::Call { msg, reply, .. } = ctx.recv().await {
+//!             reply.reply(msg);
+//!         }
+//!         ExitReason::Normal
+//!     });
+//!     let (tx, rx) = futures::channel::oneshot::channel();
+//!     node.spawn("client", move |ctx: Ctx<()>| async move {
+//!         let answer: Result<String, _> =
+//!             ctx.call(server, "hi".to_string(), rt::Duration::from_secs(1)).await;
+//!         let _ = tx.send(answer);
+//!         ExitReason::Normal
+//!     });
+//!     assert_eq!(rx.await.unwrap().unwrap(), "hi");
+//! }
 //! ```
 
 pub mod rt;
 pub mod trace;
+
+mod actor;
+mod error;
+mod mailbox;
+mod net;
+mod node;
+mod pid;
+mod process;
+mod reason;
+mod session;
+pub mod supervisor;
+pub mod wire;
+
+pub use actor::{start_actor, Actor, Flow};
+pub use error::{CallError, SendError, StartError};
+pub use node::{Node, NodeConfig, SpawnOpts, DIST_PORT};
+pub use pid::{Pid, Ref};
+pub use process::{Ctx, Event, Message, ReplyTo};
+pub use reason::ExitReason;
 
 #[doc(hidden)]
 pub use tracing as __tracing;

@@ -91,6 +91,90 @@ pub fn node_index(addr: SocketAddr) -> Option<u32> {
     }
 }
 
+/// A datagram socket: the transport the runtime's distribution layer builds on.
+///
+/// Under simulation it is a madsim endpoint (datagrams can be lost, delayed and reordered by the
+/// world's network config and faults); in the real build it is a UDP socket. Either way a datagram
+/// longer than the receive buffer is truncated, so callers size buffers one byte past their limit.
+pub struct Socket {
+    inner: socket::Inner,
+}
+
+impl Socket {
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Socket> {
+        Ok(Socket {
+            inner: socket::Inner::bind(addr).await?,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    pub async fn send_to(&self, to: SocketAddr, datagram: &[u8]) -> std::io::Result<()> {
+        self.inner.send_to(to, datagram).await
+    }
+
+    pub async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.inner.recv_from(buf).await
+    }
+}
+
+#[cfg(madsim)]
+mod socket {
+    use std::io;
+    use std::net::SocketAddr;
+
+    /// Every runtime datagram carries this madsim tag.
+    const TAG: u64 = 0x6768;
+
+    pub(super) struct Inner(madsim::net::Endpoint);
+
+    impl Inner {
+        pub(super) async fn bind(addr: SocketAddr) -> io::Result<Inner> {
+            Ok(Inner(madsim::net::Endpoint::bind(addr).await?))
+        }
+
+        pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.0.local_addr()
+        }
+
+        pub(super) async fn send_to(&self, to: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+            self.0.send_to(to, TAG, datagram).await
+        }
+
+        pub(super) async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+            self.0.recv_from(TAG, buf).await
+        }
+    }
+}
+
+#[cfg(not(madsim))]
+mod socket {
+    use std::io;
+    use std::net::SocketAddr;
+
+    pub(super) struct Inner(tokio::net::UdpSocket);
+
+    impl Inner {
+        pub(super) async fn bind(addr: SocketAddr) -> io::Result<Inner> {
+            Ok(Inner(tokio::net::UdpSocket::bind(addr).await?))
+        }
+
+        pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.0.local_addr()
+        }
+
+        pub(super) async fn send_to(&self, to: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+            self.0.send_to(datagram, to).await.map(drop)
+        }
+
+        pub(super) async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+            self.0.recv_from(buf).await
+        }
+    }
+}
+
 /// Why a simulated world could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum WorldError {

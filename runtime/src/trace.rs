@@ -6,17 +6,32 @@
 //!
 //! Stable kinds and their fields (trace readers may rely on these names):
 //!
-//! | kind      | fields                                         | meaning                                  |
-//! |-----------|------------------------------------------------|------------------------------------------|
-//! | `node`    | `node`, `state` (`start`), `incarnation`       | a node's program started or restarted    |
-//! | `spawn`   | `node`, `task`                                 | a named task started                     |
-//! | `exit`    | `node`, `task`, `reason`                       | a named task ended (`normal`, `killed`)  |
-//! | `send`    | `node`, `to`, `msg`                            | a message left a node                    |
-//! | `deliver` | `node`, `from`, `msg`                          | a message was handed to its receiver     |
-//! | `drop`    | `node`, `from`, `reason`                       | a message was discarded, and why         |
-//! | `fault`   | `fault` and the fault's own fields             | the harness applied a fault              |
-//! | `check`   | `invariant`, `result` (`ok` / `violated`)      | an invariant was evaluated               |
-//! | `note`    | `node` (optional), `msg`                       | a scenario's own remark                  |
+//! | kind                 | fields                                              | meaning                                            |
+//! |----------------------|-----------------------------------------------------|----------------------------------------------------|
+//! | `node`               | `node`, `state` (`start`), `incarnation`            | a node's program started or restarted              |
+//! | `spawn`              | `node`, `task` / `node`, `pid`, `name`              | a named task / a runtime process started           |
+//! | `exit`               | `node`, `task`, `reason` / `node`, `pid`, `name`, `reason` | a named task / a process ended, and why     |
+//! | `send`               | `node`, `from`, `to` (pids or nodes), `msg`, `call` | a message (or call, with its reference) was sent   |
+//! | `deliver`            | `node`, `from`, `to`                                | a message was queued in the receiver's mailbox     |
+//! | `drop`               | `node`, `reason`, and `from`/`to`/`peer`/`reference`/`msg` | a message, reply, Down or frame was discarded: `full`, `noproc`, `undecodable`, `late-reply`, `stale-down`, `bad-frame`, `stale-frame`, `no-route`, ... |
+//! | `link`               | `node`, `from`, `to`                                | a process linked to another                        |
+//! | `signal`             | `node`, `from`, `to`, `reason`, `effect`            | an exit signal arrived: `trapped`, `ignored` or `killed` |
+//! | `monitor`            | `node`, `watcher`, `pid`, `reference`               | a monitor was set                                  |
+//! | `down`               | `node`, `watcher`, `pid`, `reference`, `reason`     | the one `Down` of a monitor (or of a call) fired   |
+//! | `call-timeout`       | `node`, `from`, `to`, `call`                        | a call gave up waiting                             |
+//! | `heartbeat`          | `node`, `peer`                                      | a heartbeat (with retransmissions) left for a peer |
+//! | `node-down`          | `node`, `peer`, `why` (`silence` / `reset`)         | a peer was declared down; its links and monitors fired |
+//! | `child-start`        | `node`, `sup`, `child`, `pid`                       | a supervisor started a child                       |
+//! | `child-start-failed` | `node`, `sup`, `child`, `error`                     | a child's start failed                             |
+//! | `child-stop`         | `node`, `sup`, `child`, `pid`, `reason`             | a supervisor stopped a child                       |
+//! | `restart`            | `node`, `sup`, `child`, `reason`                    | a supervisor is restarting after a child's exit    |
+//! | `escalate`           | `node`, `sup`, `reason`                             | a supervisor reached its restart intensity and exits |
+//! | `task-failed`        | `node`, `sup`, `task`, `reason`                     | a supervised task failed                           |
+//! | `fault`              | `fault` and the fault's own fields                  | the harness applied a fault                        |
+//! | `check`              | `invariant`, `result` (`ok` / `violated`)           | an invariant was evaluated                         |
+//! | `note`               | `node` (optional), `msg`                            | a scenario's own remark                            |
+//!
+//! Pids print as `<node.incarnation.id>`, references as `#node.incarnation.n`.
 //!
 //! `node` is the Groundhog node index; events without it come from the harness.
 

@@ -1,0 +1,230 @@
+//! Exactly one `Down` per monitor, in every interleaving of monitor, demonitor and the target's
+//! exit, for local and remote targets, also when the target's node crashes or is cut off.
+
+use std::sync::{Arc, Mutex};
+
+use groundhog_runtime::rt::{self, Duration, NetConfig, Stream};
+use groundhog_runtime::{Ctx, Event, ExitReason, Pid};
+use groundhog_sim::{
+    BoxFuture, Check, Ctx as SimCtx, Fault, FaultPlan, Scenario, Setup, TimedFault, Violation,
+};
+use rand::Rng;
+
+use super::cluster::{self, lock};
+
+const TARGETS: u32 = 24;
+
+/// One watcher's record.
+#[derive(Debug, Clone)]
+struct Watched {
+    watcher: Pid,
+    target: Pid,
+    /// How many `Down`s must arrive: 0 after a demonitor with flush, or after one that found
+    /// the monitor still live; 1 otherwise.
+    expected: usize,
+    downs: Vec<ExitReason>,
+}
+
+#[derive(Default)]
+struct World {
+    /// Targets per node, published by each node's first incarnation.
+    targets: Vec<(u32, Pid)>,
+    records: Vec<Watched>,
+    watchers_started: u32,
+}
+
+type Shared = Arc<Mutex<World>>;
+
+struct MonitorRace;
+
+impl Scenario for MonitorRace {
+    fn name(&self) -> &'static str {
+        "rt-monitor-race"
+    }
+
+    fn about(&self) -> &'static str {
+        "monitors racing exits, demonitors and node failure: exactly one Down each"
+    }
+
+    fn variants(&self) -> &'static [&'static str] {
+        &["plain", "crash", "partition"]
+    }
+
+    fn setup(&self) -> Setup {
+        Setup::new(2, cluster::no_faults(2_000)).net(NetConfig {
+            loss: 0.05,
+            latency: Duration::from_millis(1)..Duration::from_millis(40),
+        })
+    }
+
+    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+        Box::pin(drive(ctx))
+    }
+}
+
+async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+    let world: Shared = Arc::default();
+    let seed = ctx.seed();
+    for n in 0..2 {
+        let world = world.clone();
+        ctx.start_node(n, move |node| {
+            let world = world.clone();
+            async move {
+                let rt_node = cluster::start(&node, 2).await;
+                let mut rng =
+                    rt::seeded_rng(seed, Stream::Extra(n * 100 + node.incarnation() as u32));
+                if node.incarnation() > 1 {
+                    return;
+                }
+                // Targets on both nodes exit after 0..150 ms, normally or not.
+                for k in 0..TARGETS {
+                    let after = Duration::from_millis(rng.gen_range(0..150));
+                    let reason = if k % 2 == 0 {
+                        ExitReason::Normal
+                    } else {
+                        ExitReason::error("done")
+                    };
+                    let pid = rt_node.spawn("target", move |_ctx: Ctx<()>| async move {
+                        rt::sleep(after).await;
+                        reason
+                    });
+                    lock(&world).targets.push((n, pid));
+                }
+                if n != 0 {
+                    return;
+                }
+                // Node 0 watches every target (its own and node 1's) with random timing.
+                while lock(&world).targets.len() < 2 * TARGETS as usize {
+                    rt::sleep(Duration::from_millis(1)).await;
+                }
+                let targets: Vec<Pid> = lock(&world).targets.iter().map(|t| t.1).collect();
+                for target in targets {
+                    let before = Duration::from_millis(rng.gen_range(0..150));
+                    let demonitor_after = rng.gen_bool(0.4).then(|| {
+                        (
+                            Duration::from_millis(rng.gen_range(0..100)),
+                            rng.gen_bool(0.5),
+                        )
+                    });
+                    let w = world.clone();
+                    lock(&world).watchers_started += 1;
+                    rt_node.spawn("watcher", move |mut ctx: Ctx<()>| async move {
+                        rt::sleep(before).await;
+                        let m = ctx.monitor(target);
+                        let mut expected = 1;
+                        if let Some((d, flush)) = demonitor_after {
+                            rt::sleep(d).await;
+                            let live = ctx.demonitor(m, flush);
+                            if live || flush {
+                                expected = 0;
+                            }
+                        }
+                        // Collect for long enough that any duplicate would have arrived.
+                        let mut downs = Vec::new();
+                        while let Some(ev) = ctx.recv_timeout(Duration::from_secs(3)).await {
+                            if let Event::Down {
+                                reference, reason, ..
+                            } = ev
+                            {
+                                if reference == m {
+                                    downs.push(reason);
+                                }
+                            }
+                        }
+                        lock(&w).records.push(Watched {
+                            watcher: ctx.pid(),
+                            target,
+                            expected,
+                            downs,
+                        });
+                        ExitReason::Normal
+                    });
+                }
+            }
+        });
+    }
+    ctx.quiesce().await;
+    rt::sleep(Duration::from_secs(6)).await;
+    let w = lock(&world);
+    ctx.check(
+        "every-watcher-finished",
+        w.records.len() == w.watchers_started as usize && w.watchers_started == 2 * TARGETS,
+        || {
+            format!(
+                "{} of {} watchers reported",
+                w.records.len(),
+                w.watchers_started
+            )
+        },
+    )?;
+    for r in &w.records {
+        ctx.check("exactly-one-down", r.downs.len() == r.expected, || {
+            format!(
+                "{} monitoring {} expected {} Down(s), got {:?}",
+                r.watcher, r.target, r.expected, r.downs
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn plan(faults: Vec<(u64, Fault)>) -> FaultPlan {
+    FaultPlan {
+        net: None,
+        quiet_at_ms: 2_000,
+        faults: faults
+            .into_iter()
+            .map(|(at_ms, fault)| TimedFault { at_ms, fault })
+            .collect(),
+    }
+}
+
+#[test]
+fn exactly_one_down_per_monitor_in_every_interleaving() {
+    if !cluster::simulated() {
+        return;
+    }
+    Check::new(&MonitorRace)
+        .variant("plain")
+        .sim(|s| s.plan(FaultPlan::quiet(2_000)))
+        .seeds(0..40)
+        .determinism(true)
+        .run();
+}
+
+#[test]
+fn exactly_one_down_when_the_target_node_crashes() {
+    if !cluster::simulated() {
+        return;
+    }
+    let crash = plan(vec![
+        (60, Fault::CrashNode { node: 1 }),
+        (1_500, Fault::RestartNode { node: 1 }),
+    ]);
+    Check::new(&MonitorRace)
+        .variant("crash")
+        .sim(|s| s.plan(crash))
+        .seeds(0..30)
+        .run();
+}
+
+#[test]
+fn exactly_one_down_when_the_target_node_is_partitioned() {
+    if !cluster::simulated() {
+        return;
+    }
+    let cut = plan(vec![
+        (
+            60,
+            Fault::Partition {
+                groups: vec![vec![0], vec![1]],
+            },
+        ),
+        (1_200, Fault::Heal),
+    ]);
+    Check::new(&MonitorRace)
+        .variant("partition")
+        .sim(|s| s.plan(cut))
+        .seeds(0..30)
+        .run();
+}

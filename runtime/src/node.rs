@@ -1,0 +1,301 @@
+//! A node: the process table, links, monitors, pending calls and (optionally) the sessions to
+//! other nodes. All of it lives in one value per node incarnation; nothing is process-wide.
+//!
+//! The state machine is in `node/` (one file per concept), all of it synchronous under one lock;
+//! the only tasks are the processes themselves, their timers, and the two network tasks in
+//! [`crate::net`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::channel::{mpsc, oneshot};
+
+use crate::mailbox::{Mailbox, Payload};
+use crate::rt::{self, AbortHandle, Duration};
+use crate::session::Peer;
+use crate::{CallError, ExitReason, Pid, Ref};
+
+mod calls;
+mod links;
+mod monitors;
+mod remote;
+mod spawn;
+mod timers;
+
+pub use spawn::SpawnOpts;
+
+/// How a node runs. Limits are data: the same in tests and production.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NodeConfig {
+    pub index: u32,
+    /// Must change on every restart of the node (the simulation's node incarnation).
+    pub incarnation: u64,
+    /// Where to listen for other nodes; `None` for a node without distribution.
+    pub listen: Option<SocketAddr>,
+    /// Other nodes' addresses, by index. Nodes that write first are learned from their frames.
+    pub peers: BTreeMap<u32, SocketAddr>,
+    /// Heartbeat (and retransmission) interval.
+    pub heartbeat: Duration,
+    /// A peer silent for longer than this is declared down.
+    pub down_after: Duration,
+    /// Default mailbox capacity (user messages).
+    pub mailbox: usize,
+}
+
+/// The port every simulated node's distribution listens on.
+pub const DIST_PORT: u16 = 4369;
+
+impl NodeConfig {
+    /// A node without distribution.
+    pub fn local(index: u32, incarnation: u64) -> NodeConfig {
+        NodeConfig {
+            index,
+            incarnation,
+            listen: None,
+            peers: BTreeMap::new(),
+            heartbeat: Duration::from_millis(100),
+            down_after: Duration::from_millis(1000),
+            mailbox: 1024,
+        }
+    }
+
+    /// Node `index` of a simulated cluster of `nodes`, at [`rt::node_addr`]`(_, DIST_PORT)`.
+    pub fn cluster(index: u32, incarnation: u64, nodes: u32) -> NodeConfig {
+        let mut config = NodeConfig::local(index, incarnation);
+        config.listen = Some(rt::node_addr(index, DIST_PORT));
+        config.peers = (0..nodes)
+            .filter(|n| *n != index)
+            .map(|n| (n, rt::node_addr(n, DIST_PORT)))
+            .collect();
+        config
+    }
+
+    pub fn heartbeat(mut self, every: Duration, down_after: Duration) -> Self {
+        self.heartbeat = every;
+        self.down_after = down_after;
+        self
+    }
+
+    pub fn mailbox(mut self, capacity: usize) -> Self {
+        self.mailbox = capacity;
+        self
+    }
+}
+
+/// A handle to a node; cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: NodeConfig,
+    pub(crate) state: Mutex<State>,
+}
+
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) links: BTreeSet<Pid>,
+    /// Taken when the process is told to die; `None` means it is already exiting.
+    pub(crate) kill: Option<oneshot::Sender<ExitReason>>,
+    pub(crate) timers: BTreeMap<Ref, AbortHandle>,
+    /// Monitors other processes hold on this one.
+    pub(crate) monitored_by: BTreeSet<Ref>,
+}
+
+/// A monitor seen from the watching side.
+pub(crate) struct Watch {
+    pub(crate) watcher: Pid,
+    pub(crate) target: Pid,
+    /// The monitor of a pending call: its `Down` completes the call, never reaches a mailbox.
+    pub(crate) call: bool,
+}
+
+pub(crate) type CallResult = Result<Payload, CallError>;
+
+pub(crate) struct State {
+    pub(crate) index: u32,
+    pub(crate) incarnation: u64,
+    next_id: u64,
+    next_ref: u64,
+    pub(crate) procs: BTreeMap<u64, Entry>,
+    /// Monitors on local processes: reference -> (watcher, target id).
+    pub(crate) monitors: BTreeMap<Ref, (Pid, u64)>,
+    pub(crate) watching: BTreeMap<Ref, Watch>,
+    pub(crate) calls: BTreeMap<Ref, oneshot::Sender<CallResult>>,
+    pub(crate) peers: BTreeMap<u32, Peer>,
+    pub(crate) distributed: bool,
+    kick: Option<mpsc::UnboundedSender<()>>,
+    kicked: bool,
+    pub(crate) net_tasks: Vec<AbortHandle>,
+    pub(crate) listen_addr: Option<SocketAddr>,
+}
+
+impl State {
+    pub(crate) fn make_ref(&mut self) -> Ref {
+        self.next_ref += 1;
+        Ref {
+            node: self.index,
+            incarnation: self.incarnation,
+            n: self.next_ref,
+        }
+    }
+
+    pub(crate) fn next_pid(&mut self) -> Pid {
+        self.next_id += 1;
+        Pid {
+            node: self.index,
+            incarnation: self.incarnation,
+            id: self.next_id,
+        }
+    }
+
+    pub(crate) fn is_local(&self, pid: Pid) -> bool {
+        pid.node == self.index
+    }
+
+    /// The live local entry for `pid` (right incarnation, not exited).
+    pub(crate) fn entry(&mut self, pid: Pid) -> Option<&mut Entry> {
+        if pid.node != self.index || pid.incarnation != self.incarnation {
+            return None;
+        }
+        self.procs.get_mut(&pid.id)
+    }
+
+    /// Asks the pump to flush frames.
+    pub(crate) fn kick(&mut self) {
+        if !self.kicked {
+            if let Some(k) = &self.kick {
+                self.kicked = k.unbounded_send(()).is_ok();
+            }
+        }
+    }
+
+    pub(crate) fn unkick(&mut self) {
+        self.kicked = false;
+    }
+}
+
+impl Node {
+    /// A node without distribution: remote pids are unreachable.
+    pub fn local(index: u32, incarnation: u64) -> Node {
+        Node::with_config(NodeConfig::local(index, incarnation))
+    }
+
+    pub(crate) fn with_config(config: NodeConfig) -> Node {
+        let state = State {
+            index: config.index,
+            incarnation: config.incarnation,
+            next_id: 0,
+            next_ref: 0,
+            procs: BTreeMap::new(),
+            monitors: BTreeMap::new(),
+            watching: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            distributed: false,
+            kick: None,
+            kicked: false,
+            net_tasks: Vec::new(),
+            listen_addr: None,
+        };
+        Node {
+            shared: Arc::new(Shared {
+                config,
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    /// Starts a node; with `config.listen` set it binds there and starts talking to its peers.
+    pub async fn start(config: NodeConfig) -> std::io::Result<Node> {
+        let listen = config.listen;
+        let node = Node::with_config(config);
+        if let Some(addr) = listen {
+            crate::net::start(&node, addr).await?;
+        }
+        Ok(node)
+    }
+
+    pub(crate) fn set_kick(&self, kick: mpsc::UnboundedSender<()>) {
+        self.lock().kick = Some(kick);
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn index(&self) -> u32 {
+        self.shared.config.index
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.shared.config.incarnation
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.shared.config
+    }
+
+    /// Whether `pid` is a live local process, or (remote) whether its node is not known down.
+    /// The answer can be stale by the time it is used; a monitor is the race-free way.
+    pub fn is_alive(&self, pid: Pid) -> bool {
+        let mut st = self.lock();
+        if st.is_local(pid) {
+            st.entry(pid).is_some()
+        } else {
+            st.peer_up(pid.node)
+        }
+    }
+
+    /// Pids of the live local processes, in spawn order.
+    pub fn processes(&self) -> Vec<Pid> {
+        let st = self.lock();
+        st.procs
+            .keys()
+            .map(|id| Pid {
+                node: st.index,
+                incarnation: st.incarnation,
+                id: *id,
+            })
+            .collect()
+    }
+
+    /// Sends `reason` as an exit signal from `from` to `to`, as `Ctx::exit` does.
+    pub fn exit(&self, from: Pid, to: Pid, reason: ExitReason) {
+        self.lock().send_exit(from, to, reason, false);
+    }
+
+    /// The address distribution listens on, once started.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.lock().listen_addr
+    }
+
+    /// Stops distribution: closes the socket, so peers stop hearing from this node (they will
+    /// declare it down); locally every remote pid becomes unreachable.
+    pub fn stop_distribution(&self) {
+        let mut st = self.lock();
+        for task in st.net_tasks.drain(..) {
+            task.abort();
+        }
+        st.kick = None;
+        st.distributed = false;
+        st.listen_addr = None;
+    }
+
+    /// Stops distribution and kills every process with `Kill`.
+    pub fn shutdown(&self) {
+        self.stop_distribution();
+        let mut st = self.lock();
+        let ids: Vec<u64> = st.procs.keys().copied().collect();
+        for id in ids {
+            st.kill(id, ExitReason::Kill);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

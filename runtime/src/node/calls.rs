@@ -1,0 +1,179 @@
+//! Sending, calling and replying: the message paths, local and remote.
+
+use futures::channel::oneshot;
+
+use super::{Node, State};
+use crate::mailbox::{Payload, Refused, Signal};
+use crate::rt::{self, Duration};
+use crate::wire::{self, Wire, WireError, MAX_PAYLOAD};
+use crate::{event, CallError, Message, Pid, Ref, SendError};
+
+/// Encodes a user message for the network, within the payload limit.
+fn encode<T: Message>(to: Pid, msg: T) -> Result<(Vec<u8>, T), SendError<T>> {
+    match wire::encode(&msg) {
+        Ok(bytes) if bytes.len() <= MAX_PAYLOAD => Ok((bytes, msg)),
+        Ok(bytes) => Err(SendError::TooLarge {
+            to,
+            size: bytes.len(),
+            msg,
+        }),
+        Err(WireError::Oversized(size)) => Err(SendError::TooLarge { to, size, msg }),
+        Err(WireError::Undecodable(error)) => Err(SendError::Encode { to, error, msg }),
+    }
+}
+
+fn take_back<T: Message>(payload: Payload) -> T {
+    match payload {
+        Payload::Local(b) => *b
+            .downcast::<T>()
+            .expect("a refused payload is the one sent"),
+        Payload::Remote(_) => unreachable!("local sends carry local payloads"),
+    }
+}
+
+impl State {
+    pub(crate) fn send<T: Message>(
+        &mut self,
+        from: Pid,
+        to: Pid,
+        msg: T,
+    ) -> Result<(), SendError<T>> {
+        event!("send", node = from.node, from = %from, to = %to);
+        if self.is_local(to) {
+            let payload = Payload::Local(Box::new(msg));
+            return match self.deliver(to, Signal::Msg { from, payload }) {
+                Ok(()) => Ok(()),
+                Err(Refused::Full(Signal::Msg { payload, .. })) => Err(SendError::Full {
+                    to,
+                    msg: take_back(payload),
+                }),
+                Err(Refused::Closed(Signal::Msg { payload, .. })) => Err(SendError::NoProc {
+                    to,
+                    msg: take_back(payload),
+                }),
+                Err(_) => unreachable!("the mailbox hands back what it was given"),
+            };
+        }
+        let (payload, _) = encode(to, msg)?;
+        self.route(to.node, Wire::Send { from, to, payload });
+        Ok(())
+    }
+}
+
+/// Cleans up a call however it ends (reply, error, timeout, or the caller being killed).
+struct CallGuard<'a> {
+    node: &'a Node,
+    reference: Ref,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = self.node.lock();
+        st.calls.remove(&self.reference);
+        st.demonitor(self.reference);
+    }
+}
+
+impl Node {
+    /// Sends `msg` from `from` to `to`. Local sends fail with the message handed back; remote
+    /// ones fail only if the message cannot be encoded within the frame limit (loss after that
+    /// is the network's, observable through monitors).
+    pub fn send<T: Message>(&self, from: Pid, to: Pid, msg: T) -> Result<(), SendError<T>> {
+        self.lock().send(from, to, msg)
+    }
+
+    /// Calls `to` on behalf of `from`: monitors it for the duration, and returns the reply or
+    /// the first of timeout, `NoProc`, `NodeDown` or `Exited`. A reply after that is discarded.
+    pub async fn call<Req: Message, Resp: Message>(
+        &self,
+        from: Pid,
+        to: Pid,
+        request: Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let (tx, rx) = oneshot::channel();
+        let reference = {
+            let mut st = self.lock();
+            let reference = st.make_ref();
+            st.calls.insert(reference, tx);
+            st.monitor(reference, from, to, true);
+            if st.calls.contains_key(&reference) {
+                event!("send", node = from.node, from = %from, to = %to, call = %reference);
+                let sent = if st.is_local(to) {
+                    let payload = Payload::Local(Box::new(request));
+                    let call = Signal::Call {
+                        from,
+                        reference,
+                        payload,
+                    };
+                    st.deliver(to, call)
+                        .map_err(|_| CallError::NotSent("mailbox full".into()))
+                } else {
+                    match encode(to, request) {
+                        Ok((payload, _)) => {
+                            let call = Wire::Call {
+                                from,
+                                to,
+                                reference,
+                                payload,
+                            };
+                            st.route(to.node, call);
+                            Ok(())
+                        }
+                        Err(e) => Err(CallError::NotSent(e.to_string())),
+                    }
+                };
+                if let Err(e) = sent {
+                    st.calls.remove(&reference);
+                    st.demonitor(reference);
+                    return Err(e);
+                }
+            }
+            reference
+        };
+        let _guard = CallGuard {
+            node: self,
+            reference,
+        };
+        let payload = match rt::timeout(timeout, rx).await {
+            Ok(Ok(Ok(payload))) => payload,
+            Ok(Ok(Err(e))) => return Err(e),
+            Ok(Err(_)) => return Err(CallError::NoProc),
+            Err(_) => {
+                event!("call-timeout", node = from.node, from = %from, to = %to, call = %reference);
+                return Err(CallError::Timeout);
+            }
+        };
+        match payload {
+            Payload::Local(b) => b
+                .downcast::<Resp>()
+                .map(|r| *r)
+                .map_err(|_| CallError::BadReply("unexpected reply type".into())),
+            Payload::Remote(bytes) => {
+                wire::decode(&bytes).map_err(|e| CallError::BadReply(e.to_string()))
+            }
+        }
+    }
+
+    pub(crate) fn reply<T: Message>(&self, caller: Pid, reference: Ref, value: T) {
+        let mut st = self.lock();
+        if st.is_local(caller) {
+            st.complete_call(reference, Payload::Local(Box::new(value)));
+            return;
+        }
+        match encode(caller, value) {
+            Ok((payload, _)) => st.route(
+                caller.node,
+                Wire::Reply {
+                    to: caller,
+                    reference,
+                    payload,
+                },
+            ),
+            Err(e) => {
+                let error = e.to_string();
+                event!("drop", node = st.index, reference = %reference, reason = "reply-unencodable", msg = error.as_str());
+            }
+        }
+    }
+}

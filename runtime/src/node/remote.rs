@@ -1,0 +1,202 @@
+//! The node side of distribution: routing wire messages to peers, applying the ones that arrive,
+//! and failing everything pending with a peer that goes down.
+
+use std::net::SocketAddr;
+
+use super::{Node, State};
+use crate::mailbox::{Payload, Refused, Signal};
+use crate::rt::Instant;
+use crate::session::Peer;
+use crate::wire::{Frame, Wire};
+use crate::{event, CallError, ExitReason, Pid};
+
+impl State {
+    /// The session to `node`, created from the configured address on first use.
+    fn peer(&mut self, node: u32, config_addr: Option<SocketAddr>) -> Option<&mut Peer> {
+        if !self.distributed || node == self.index {
+            return None;
+        }
+        match self.peers.entry(node) {
+            std::collections::btree_map::Entry::Occupied(e) => Some(e.into_mut()),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                Some(e.insert(Peer::new(node, config_addr?, Instant::now())))
+            }
+        }
+    }
+
+    /// Whether `node` is reachable as far as this node knows (not declared down).
+    pub(crate) fn peer_up(&self, node: u32) -> bool {
+        self.distributed && self.peers.get(&node).is_some_and(|p| p.is_up())
+    }
+
+    /// Queues `wire` for `node`; if there is no session to it, the message is dropped and traced
+    /// (callers check [`State::peer_up`] first where the loss must be reported).
+    pub(crate) fn route(&mut self, node: u32, wire: Wire) {
+        let kind = wire.kind();
+        match self.peer(node, None) {
+            Some(peer) => {
+                peer.enqueue(wire);
+                self.kick();
+            }
+            None => {
+                event!(
+                    "drop",
+                    node = self.index,
+                    to_node = node,
+                    msg = kind,
+                    reason = "no-route"
+                );
+            }
+        }
+    }
+
+    /// Pushes a user message or call into a local mailbox, tracing the outcome.
+    pub(crate) fn deliver(&mut self, to: Pid, signal: Signal) -> Result<(), Refused> {
+        let from = match &signal {
+            Signal::Msg { from, .. } | Signal::Call { from, .. } => *from,
+            _ => to,
+        };
+        let result = match self.entry(to) {
+            Some(entry) => entry.mailbox.push(signal),
+            None => Err(Refused::Closed(signal)),
+        };
+        match &result {
+            Ok(()) => event!("deliver", node = to.node, from = %from, to = %to),
+            Err(Refused::Full(_)) => {
+                event!("drop", node = to.node, from = %from, to = %to, reason = "full")
+            }
+            Err(Refused::Closed(_)) => {
+                event!("drop", node = to.node, from = %from, to = %to, reason = "noproc")
+            }
+        }
+        result
+    }
+
+    pub(crate) fn on_wire(&mut self, wire: Wire) {
+        match wire {
+            Wire::Send { from, to, payload } => {
+                let payload = Payload::Remote(payload);
+                let _ = self.deliver(to, Signal::Msg { from, payload });
+            }
+            Wire::Call {
+                from,
+                to,
+                reference,
+                payload,
+            } => {
+                let payload = Payload::Remote(payload);
+                let call = Signal::Call {
+                    from,
+                    reference,
+                    payload,
+                };
+                if let Err(Refused::Full(_)) = self.deliver(to, call) {
+                    let refused = Wire::CallRefused {
+                        to: from,
+                        reference,
+                    };
+                    self.route(from.node, refused);
+                }
+            }
+            Wire::CallRefused { reference, .. } => {
+                if let Some(call) = self.calls.remove(&reference) {
+                    let _ = call.send(Err(CallError::NotSent("mailbox full".into())));
+                }
+            }
+            Wire::Reply {
+                reference, payload, ..
+            } => self.complete_call(reference, Payload::Remote(payload)),
+            Wire::Link { from, to } => self.remote_link(from, to),
+            Wire::Unlink { from, to } => {
+                if let Some(e) = self.entry(to) {
+                    e.links.remove(&from);
+                }
+            }
+            Wire::Exit {
+                from,
+                to,
+                reason,
+                linked,
+            } => self.exit_signal(from, to, reason, linked),
+            Wire::Monitor {
+                reference,
+                watcher,
+                target,
+            } => self.remote_monitor(reference, watcher, target),
+            Wire::Demonitor { reference, .. } => self.drop_target_side(reference),
+            Wire::Down {
+                reference,
+                pid,
+                reason,
+                ..
+            } => self.fire_down(reference, pid, reason),
+        }
+    }
+
+    /// `node` is down: its monitors fire `NoConnection`, calls to it fail `NodeDown`, links to
+    /// its processes fire `NoConnection`, and what its processes held here is dropped.
+    pub(crate) fn peer_down(&mut self, node: u32, why: &str) {
+        event!("node-down", node = self.index, peer = node, why = why);
+        let watched: Vec<_> = self
+            .watching
+            .iter()
+            .filter(|(_, w)| w.target.node == node)
+            .map(|(r, w)| (*r, w.target))
+            .collect();
+        for (reference, target) in watched {
+            self.fire_down(reference, target, ExitReason::NoConnection);
+        }
+        let held: Vec<_> = self
+            .monitors
+            .iter()
+            .filter(|(_, (watcher, _))| watcher.node == node)
+            .map(|(r, _)| *r)
+            .collect();
+        for reference in held {
+            self.drop_target_side(reference);
+        }
+        let mut broken = Vec::new();
+        for (id, entry) in &self.procs {
+            for other in entry.links.iter().filter(|p| p.node == node) {
+                broken.push((*other, *id));
+            }
+        }
+        for (remote, id) in broken {
+            let local = Pid {
+                node: self.index,
+                incarnation: self.incarnation,
+                id,
+            };
+            self.exit_signal(remote, local, ExitReason::NoConnection, true);
+        }
+    }
+}
+
+impl Node {
+    /// A frame arrived from `from`.
+    pub(crate) fn on_frame(&self, frame: Frame, from: SocketAddr) {
+        let mut st = self.lock();
+        let incarnation = st.incarnation;
+        let peer_index = frame.from;
+        let Some(peer) = st.peer(peer_index, Some(from)) else {
+            return;
+        };
+        let received = peer.receive(frame, incarnation, Instant::now());
+        if received.stale {
+            event!(
+                "drop",
+                node = st.index,
+                peer = peer_index,
+                reason = "stale-frame"
+            );
+            return;
+        }
+        if received.reset {
+            st.peer_down(peer_index, "reset");
+        }
+        for wire in received.deliver {
+            st.on_wire(wire);
+        }
+        st.kick();
+    }
+}

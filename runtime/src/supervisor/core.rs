@@ -1,0 +1,277 @@
+//! The supervisor process: start-up, the restart loop, and ordered shutdown.
+
+use std::collections::VecDeque;
+
+use futures::channel::oneshot;
+
+use super::{gave_up, ChildSpec, DynamicStartFn, Request, Restart, Shutdown, Spec, Strategy};
+use crate::rt::{Duration, Instant};
+use crate::{event, wire, Ctx, Event, ExitReason, Message, Node, Pid, SpawnOpts, StartError};
+
+/// How long a supervisor waits for a killed child's exit before moving on.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+pub(super) struct Dynamic<A> {
+    pub(super) template: DynamicStartFn<A>,
+    pub(super) restart: Restart,
+    pub(super) shutdown: Shutdown,
+}
+
+struct Child {
+    spec: ChildSpec,
+    pid: Option<Pid>,
+}
+
+struct Sup<A> {
+    ctx: Ctx<Request>,
+    me: Pid,
+    strategy: Strategy,
+    intensity: u32,
+    period: Duration,
+    restarts: VecDeque<Instant>,
+    children: Vec<Child>,
+    dynamic: Option<Dynamic<A>>,
+    next_dynamic: u64,
+}
+
+pub(super) async fn start<A: Message + Clone + Sync>(
+    node: &Node,
+    name: &str,
+    parent: Option<Pid>,
+    spec: Spec,
+    dynamic: Option<Dynamic<A>>,
+) -> Result<Pid, StartError> {
+    let (ack_tx, ack_rx) = oneshot::channel();
+    let mut opts = SpawnOpts::named(name).trap_exit();
+    opts.link = parent;
+    let pid = node.spawn_opts(opts, move |ctx: Ctx<Request>| async move {
+        let me = ctx.pid();
+        let mut sup = Sup {
+            ctx,
+            me,
+            strategy: spec.strategy,
+            intensity: spec.intensity,
+            period: spec.period,
+            restarts: VecDeque::new(),
+            children: spec
+                .children
+                .into_iter()
+                .map(|spec| Child { spec, pid: None })
+                .collect(),
+            dynamic,
+            next_dynamic: 0,
+        };
+        let count = sup.children.len();
+        if let Err(e) = sup.start_range(0..count).await {
+            sup.stop_all().await;
+            if let Some(parent) = parent {
+                sup.ctx.unlink(parent);
+            }
+            let reason = ExitReason::error(e.to_string());
+            let _ = ack_tx.send(Err(e));
+            return reason;
+        }
+        let _ = ack_tx.send(Ok(()));
+        sup.run(parent).await
+    });
+    match ack_rx.await {
+        Ok(Ok(())) => Ok(pid),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(StartError::Init(ExitReason::error(
+            "supervisor died during start",
+        ))),
+    }
+}
+
+impl<A: Message + Clone + Sync> Sup<A> {
+    /// Starts children `range` in order; stops at the first failure.
+    async fn start_range(&mut self, range: std::ops::Range<usize>) -> Result<(), StartError> {
+        for i in range {
+            let pid = self.start_one(i).await?;
+            self.children[i].pid = Some(pid);
+        }
+        Ok(())
+    }
+
+    async fn start_one(&mut self, i: usize) -> Result<Pid, StartError> {
+        let spec = &self.children[i].spec;
+        let node = self.ctx.node().clone();
+        match (spec.start)(node, self.me).await {
+            Ok(pid) => {
+                // Idempotent if the start function already linked it; an already dead child
+                // shows up as an exit signal with NoProc.
+                self.ctx.link(pid);
+                event!("child-start", node = self.me.node, sup = %self.me, child = spec.id.as_str(), pid = %pid);
+                Ok(pid)
+            }
+            Err(error) => {
+                let why = error.to_string();
+                event!("child-start-failed", node = self.me.node, sup = %self.me, child = spec.id.as_str(), error = why.as_str());
+                Err(StartError::Child {
+                    id: spec.id.clone(),
+                    error: Box::new(error),
+                })
+            }
+        }
+    }
+
+    async fn run(mut self, parent: Option<Pid>) -> ExitReason {
+        loop {
+            match self.ctx.recv().await {
+                Event::Exit { from, reason } if Some(from) == parent => {
+                    self.stop_all().await;
+                    return reason;
+                }
+                Event::Exit { from, reason } => {
+                    let Some(i) = self.children.iter().position(|c| c.pid == Some(from)) else {
+                        continue;
+                    };
+                    if let Err(reason) = self.child_exited(i, reason).await {
+                        return reason;
+                    }
+                }
+                Event::Call { msg, reply, .. } => match msg {
+                    Request::WhichChildren => {
+                        let list: Vec<(String, Option<Pid>)> = self
+                            .children
+                            .iter()
+                            .map(|c| (c.spec.id.clone(), c.pid))
+                            .collect();
+                        reply.reply(list);
+                    }
+                    Request::StartChild(arg) => {
+                        let result = self.start_dynamic(arg).await;
+                        reply.reply(result);
+                    }
+                    Request::TerminateChild(pid) => {
+                        let found = self.children.iter().position(|c| c.pid == Some(pid));
+                        if let Some(i) = found {
+                            self.stop_child(i).await;
+                        }
+                        reply.reply(found.is_some());
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+
+    async fn start_dynamic(&mut self, arg: Vec<u8>) -> Result<Pid, StartError> {
+        let Some(dynamic) = &self.dynamic else {
+            return Err(StartError::Invalid("not a dynamic supervisor".into()));
+        };
+        let arg: A = wire::decode(&arg).map_err(|e| StartError::Invalid(e.to_string()))?;
+        self.next_dynamic += 1;
+        let template = dynamic.template.clone();
+        let mut spec = ChildSpec::new(&format!("dyn-{}", self.next_dynamic), move |n, s| {
+            template(n, s, arg.clone())
+        });
+        spec.restart = dynamic.restart;
+        spec.shutdown = dynamic.shutdown;
+        self.children.push(Child { spec, pid: None });
+        let i = self.children.len() - 1;
+        match self.start_one(i).await {
+            Ok(pid) => {
+                self.children[i].pid = Some(pid);
+                Ok(pid)
+            }
+            Err(e) => {
+                self.children.remove(i);
+                Err(e)
+            }
+        }
+    }
+
+    /// A child exited. `Err` when the supervisor gives up (its children are already stopped).
+    async fn child_exited(&mut self, i: usize, reason: ExitReason) -> Result<(), ExitReason> {
+        self.children[i].pid = None;
+        let restart = match self.children[i].spec.restart {
+            Restart::Permanent => true,
+            Restart::Transient => !reason.is_clean(),
+            Restart::Temporary => false,
+        };
+        if !restart {
+            if self.dynamic.is_some() {
+                self.children.remove(i);
+            }
+            return Ok(());
+        }
+        let mut failed = i;
+        loop {
+            self.count_restart().await?;
+            let id = self.children[failed].spec.id.clone();
+            event!("restart", node = self.me.node, sup = %self.me, child = id.as_str(), reason = %reason);
+            let range = match self.strategy {
+                Strategy::OneForOne => failed..failed + 1,
+                Strategy::OneForAll => 0..self.children.len(),
+                Strategy::RestForOne => failed..self.children.len(),
+            };
+            for j in range.clone().rev() {
+                self.stop_child(j).await;
+            }
+            match self.start_range(range).await {
+                Ok(()) => return Ok(()),
+                Err(StartError::Child { id, .. }) => {
+                    // A failed restart counts as another restart of that child.
+                    failed = self
+                        .children
+                        .iter()
+                        .position(|c| c.spec.id == id)
+                        .expect("the failed child is in the list");
+                }
+                Err(_) => unreachable!("start_range reports child errors"),
+            }
+        }
+    }
+
+    async fn count_restart(&mut self) -> Result<(), ExitReason> {
+        let now = Instant::now();
+        self.restarts.push_back(now);
+        while let Some(first) = self.restarts.front() {
+            if now.duration_since(*first) > self.period {
+                self.restarts.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.restarts.len() as u64 > u64::from(self.intensity) {
+            let reason = gave_up();
+            event!("escalate", node = self.me.node, sup = %self.me, reason = %reason);
+            self.stop_all().await;
+            return Err(reason);
+        }
+        Ok(())
+    }
+
+    /// Stops every running child, last started first.
+    async fn stop_all(&mut self) {
+        for i in (0..self.children.len()).rev() {
+            self.stop_child(i).await;
+        }
+    }
+
+    async fn stop_child(&mut self, i: usize) {
+        let Some(pid) = self.children[i].pid.take() else {
+            return;
+        };
+        let id = self.children[i].spec.id.clone();
+        let reason = match self.children[i].spec.shutdown {
+            Shutdown::BrutalKill => None,
+            Shutdown::Timeout(t) => {
+                self.ctx.exit(pid, ExitReason::Shutdown);
+                self.ctx.recv_exit_from(pid, t).await
+            }
+        };
+        let reason = match reason {
+            Some(r) => r,
+            None => {
+                self.ctx.exit(pid, ExitReason::Kill);
+                self.ctx
+                    .recv_exit_from(pid, KILL_WAIT)
+                    .await
+                    .unwrap_or(ExitReason::Kill)
+            }
+        };
+        event!("child-stop", node = self.me.node, sup = %self.me, child = id.as_str(), pid = %pid, reason = %reason);
+    }
+}

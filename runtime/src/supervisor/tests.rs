@@ -1,0 +1,354 @@
+//! Supervisor behaviour on one node.
+
+use std::sync::{Arc, Mutex};
+
+use futures::channel::oneshot;
+
+use super::task::{self, TaskFailed};
+use super::{ChildSpec, Restart, Shutdown, Spec, Strategy};
+use crate::rt::{self, Duration, Instant};
+use crate::{start_actor, Actor, Ctx, Event, ExitReason, Flow, Node, Pid, SpawnOpts, StartError};
+
+const SEC: Duration = Duration::from_secs(1);
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn log_of(log: &Log) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
+/// Records its start and stop; crashes on message 0; optionally fails its init or crashes by
+/// itself after a delay.
+#[derive(Clone)]
+struct Recorder {
+    id: String,
+    log: Log,
+    fail_init: bool,
+    crash_after: Option<Duration>,
+}
+
+impl Actor for Recorder {
+    type Msg = u32;
+
+    async fn init(&mut self, ctx: &mut Ctx<u32>) -> Result<(), ExitReason> {
+        self.log.lock().unwrap().push(format!("start {}", self.id));
+        if self.fail_init {
+            return Err(ExitReason::error("init refused"));
+        }
+        if let Some(after) = self.crash_after {
+            ctx.send_after(after, 0);
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, _ctx: &mut Ctx<u32>, event: Event<u32>) -> Flow {
+        match event {
+            Event::Msg { msg: 0, .. } | Event::Timer { tag: 0, .. } => {
+                Flow::Stop(ExitReason::error("crash"))
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    async fn terminate(&mut self, _ctx: &mut Ctx<u32>, reason: &ExitReason) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("stop {} {reason}", self.id));
+    }
+}
+
+fn recorder(id: &str, log: &Log) -> Recorder {
+    Recorder {
+        id: id.to_string(),
+        log: log.clone(),
+        fail_init: false,
+        crash_after: None,
+    }
+}
+
+fn child(r: Recorder) -> ChildSpec {
+    let id = r.id.clone();
+    ChildSpec::new(&id.clone(), move |node: Node, sup: Pid| {
+        let (r, id) = (r.clone(), id.clone());
+        async move { start_actor(&node, &id, Some(sup), SEC, r).await }
+    })
+}
+
+/// Runs `body` in a process that owns (is the parent of) whatever it starts; returns its result
+/// once the body is done. The owner then exits with `Shutdown`.
+async fn as_owner<T: Send + 'static, F>(
+    node: &Node,
+    body: impl FnOnce(Ctx<u32>) -> F + Send + 'static,
+) -> T
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    node.spawn("owner", move |ctx: Ctx<u32>| async move {
+        let _ = tx.send(body(ctx).await);
+        ExitReason::Shutdown
+    });
+    rx.await.unwrap()
+}
+
+/// Waits in `ctx` for the `Down` of `pid`.
+async fn down_of(ctx: &mut Ctx<u32>, pid: Pid) -> ExitReason {
+    let m = ctx.monitor(pid);
+    loop {
+        if let Event::Down {
+            reference, reason, ..
+        } = ctx.recv().await
+        {
+            if reference == m {
+                return reason;
+            }
+        }
+    }
+}
+
+#[rt::test]
+async fn children_start_in_order_and_stop_in_reverse() {
+    let node = Node::local(0, 1);
+    let log: Log = Arc::default();
+    let spec = Spec::new(Strategy::OneForOne)
+        .child(child(recorder("a", &log)))
+        .child(child(recorder("b", &log)))
+        .child(child(recorder("c", &log)));
+    let sup = as_owner(&node, {
+        let node = node.clone();
+        move |_ctx| async move { super::start(&node, "sup", Some(_ctx.pid()), spec).await }
+    })
+    .await
+    .unwrap();
+    // The owner has exited with Shutdown; the supervisor follows, stopping c, b, a.
+    let reason = as_owner(
+        &node,
+        move |mut ctx| async move { down_of(&mut ctx, sup).await },
+    )
+    .await;
+    assert!(matches!(reason, ExitReason::Shutdown | ExitReason::NoProc));
+    assert_eq!(
+        log_of(&log),
+        [
+            "start a",
+            "start b",
+            "start c",
+            "stop c shutdown",
+            "stop b shutdown",
+            "stop a shutdown"
+        ]
+    );
+}
+
+#[rt::test]
+async fn a_failing_child_stops_start_up_and_is_named() {
+    let node = Node::local(0, 1);
+    let log: Log = Arc::default();
+    let mut bad = recorder("b", &log);
+    bad.fail_init = true;
+    let spec = Spec::new(Strategy::OneForOne)
+        .child(child(recorder("a", &log)))
+        .child(child(bad))
+        .child(child(recorder("c", &log)));
+    let result = as_owner(&node, {
+        let node = node.clone();
+        move |ctx| async move { super::start(&node, "sup", Some(ctx.pid()), spec).await }
+    })
+    .await;
+    match result {
+        Err(StartError::Child { id, error }) => {
+            assert_eq!(id, "b");
+            assert_eq!(*error, StartError::Init(ExitReason::error("init refused")));
+        }
+        other => panic!("expected child b to fail, got {other:?}"),
+    }
+    assert_eq!(log_of(&log), ["start a", "start b", "stop a shutdown"]);
+}
+
+#[rt::test]
+async fn a_stubborn_child_is_killed_after_its_shutdown_timeout() {
+    if !rt::SIMULATED {
+        return;
+    }
+    let node = Node::local(0, 1);
+    let stubborn = ChildSpec::new("stubborn", |node: Node, sup: Pid| async move {
+        let opts = SpawnOpts::named("stubborn").link(sup).trap_exit();
+        Ok(node.spawn_opts(opts, |mut ctx: Ctx<u32>| async move {
+            loop {
+                ctx.recv().await;
+            }
+        }))
+    })
+    .shutdown(Shutdown::Timeout(3 * SEC));
+    let spec = Spec::new(Strategy::OneForOne).child(stubborn);
+    let (took, stopped, reason) = as_owner(&node, {
+        let node = node.clone();
+        move |mut ctx| async move {
+            let sup = super::start(&node, "sup", None, spec).await.unwrap();
+            let children = super::which_children(&ctx, sup, SEC).await.unwrap();
+            let child = children[0].1.unwrap();
+            let m = ctx.monitor(child);
+            let start = Instant::now();
+            let stopped = super::terminate_child(&ctx, sup, child, 10 * SEC).await;
+            let took = start.elapsed();
+            let reason = loop {
+                if let Event::Down {
+                    reference, reason, ..
+                } = ctx.recv().await
+                {
+                    if reference == m {
+                        break reason;
+                    }
+                }
+            };
+            (took, stopped, reason)
+        }
+    })
+    .await;
+    assert_eq!(stopped, Ok(true));
+    assert_eq!(reason, ExitReason::Kill);
+    assert!(took >= 3 * SEC && took < 4 * SEC, "took {took:?}");
+}
+
+#[rt::test]
+async fn intensity_is_counted_on_the_runtime_clock() {
+    if !rt::SIMULATED {
+        return;
+    }
+    let node = Node::local(0, 1);
+    let log: Log = Arc::default();
+    let run = |every: Duration| {
+        let mut r = recorder("flaky", &log);
+        r.crash_after = Some(every);
+        let spec = Spec::new(Strategy::OneForOne)
+            .intensity(2, 10 * SEC)
+            .child(child(r));
+        let owner = node.clone();
+        async move {
+            as_owner(&owner.clone(), move |mut ctx| async move {
+                let started = Instant::now();
+                let sup = super::start(&owner, "sup", None, spec).await.unwrap();
+                let outcome = rt::timeout(60 * SEC, down_of(&mut ctx, sup)).await;
+                (outcome.ok(), started.elapsed())
+            })
+            .await
+        }
+    };
+    // Crashing every second: the third restart within 10 s is one too many, at about 3 s.
+    let (reason, took) = run(SEC).await;
+    assert_eq!(reason, Some(super::gave_up()));
+    assert!(took >= 3 * SEC && took < 4 * SEC, "gave up after {took:?}");
+    // Crashing every 6 s: never more than 2 restarts in any 10 s window, so it keeps going.
+    let (reason, _) = run(6 * SEC).await;
+    assert_eq!(reason, None);
+}
+
+#[rt::test]
+async fn strategies_restart_the_right_children() {
+    for (strategy, expect) in [
+        (Strategy::OneForOne, vec!["start b"]),
+        (
+            Strategy::OneForAll,
+            vec![
+                "stop c shutdown",
+                "stop a shutdown",
+                "start a",
+                "start b",
+                "start c",
+            ],
+        ),
+        (
+            Strategy::RestForOne,
+            vec!["stop c shutdown", "start b", "start c"],
+        ),
+    ] {
+        let node = Node::local(0, 1);
+        let log: Log = Arc::default();
+        let spec = Spec::new(strategy)
+            .child(child(recorder("a", &log)))
+            .child(child(recorder("b", &log)))
+            .child(child(recorder("c", &log)));
+        let after = as_owner(&node, {
+            let node = node.clone();
+            let log = log.clone();
+            move |mut ctx| async move {
+                let sup = super::start(&node, "sup", None, spec).await.unwrap();
+                let before = super::which_children(&ctx, sup, SEC).await.unwrap();
+                let b = before[1].1.unwrap();
+                log.lock().unwrap().clear();
+                ctx.send(b, 0u32).unwrap();
+                down_of(&mut ctx, b).await;
+                // The restart has happened once the supervisor answers again.
+                let now = super::which_children(&ctx, sup, SEC).await.unwrap();
+                assert!(now.iter().all(|(_, p)| p.is_some()));
+                assert_ne!(now[1].1, Some(b));
+                log_of(&log)
+            }
+        })
+        .await;
+        // b's own terminate ("stop b error: crash") comes first.
+        assert_eq!(after[0], "stop b error: crash", "{strategy:?}");
+        assert_eq!(after[1..], expect[..], "{strategy:?}");
+    }
+}
+
+#[rt::test]
+async fn dynamic_children_start_on_demand() {
+    let node = Node::local(0, 1);
+    let log: Log = Arc::default();
+    let children = as_owner(&node, {
+        let node = node.clone();
+        let log = log.clone();
+        move |ctx| async move {
+            let sup = super::start_dynamic(
+                &node,
+                "dyn",
+                None,
+                (3, 5 * SEC),
+                Restart::Temporary,
+                Shutdown::Timeout(SEC),
+                move |node: Node, sup: Pid, id: String| {
+                    let r = recorder(&id, &log);
+                    async move { start_actor(&node, "dynamic", Some(sup), SEC, r).await }
+                },
+            )
+            .await
+            .unwrap();
+            let a = super::start_child(&ctx, sup, "x".to_string(), SEC).await;
+            let b = super::start_child(&ctx, sup, "y".to_string(), SEC).await;
+            assert!(matches!(a, Ok(Ok(_))) && matches!(b, Ok(Ok(_))));
+            super::which_children(&ctx, sup, SEC).await.unwrap()
+        }
+    })
+    .await;
+    assert_eq!(children.len(), 2);
+    assert_eq!(log_of(&log), ["start x", "start y"]);
+}
+
+#[rt::test]
+async fn a_failed_task_is_reported() {
+    let node = Node::local(0, 1);
+    let (tx, rx) = oneshot::channel();
+    let n = node.clone();
+    node.spawn("owner", move |mut ctx: Ctx<TaskFailed>| async move {
+        let sup = task::start(&n, "tasks", None, Some(ctx.pid()));
+        task::spawn_task(&n, sup, "ok", async { Ok(()) });
+        let bad = task::spawn_task(&n, sup, "bad", async { Err("disk full".to_string()) });
+        let report = match ctx.recv().await {
+            Event::Msg { msg, .. } => Some(msg),
+            _ => None,
+        };
+        let _ = tx.send((sup, bad, report));
+        ExitReason::Normal
+    });
+    let (sup, bad, report) = rx.await.unwrap();
+    assert_eq!(
+        report,
+        Some(TaskFailed {
+            supervisor: sup,
+            task: bad,
+            reason: ExitReason::error("disk full"),
+        })
+    );
+}
