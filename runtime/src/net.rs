@@ -1,6 +1,6 @@
 //! The two tasks behind a distributed node: a receiver that decodes frames (dropping and tracing
-//! bad ones) and a pump that sends fresh frames, acknowledgements, heartbeats and retransmissions,
-//! and declares silent peers down. Both belong to the node and stop with [`Node::shutdown`].
+//! bad ones) and a pump that sends fresh frames, delayed acknowledgements, heartbeats and
+//! retransmissions, and declares silent peers down. Both belong to the node and stop with [`Node::shutdown`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,13 +60,17 @@ async fn receive(node: Node, socket: Arc<Socket>) {
 
 async fn pump(node: Node, socket: Arc<Socket>, mut kicks: mpsc::UnboundedReceiver<()>) {
     let config = node.config().clone();
+    // Well inside a heartbeat, so a delayed ack never lets the peer's next tick resend.
+    let ack_delay = config.heartbeat / 10;
     let mut next_tick = Instant::now() + config.heartbeat;
+    let mut next_ack: Option<Instant> = None;
     loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        let wake = next_ack.map_or(next_tick, |a| a.min(next_tick));
+        let wait = wake.saturating_duration_since(Instant::now());
         let tick = match rt::timeout(wait, kicks.next()).await {
             Ok(Some(())) => false,
             Ok(None) => return,
-            Err(_) => true,
+            Err(_) => Instant::now() >= next_tick,
         };
         let mut out: Vec<(SocketAddr, Frame)> = Vec::new();
         {
@@ -87,10 +91,15 @@ async fn pump(node: Node, socket: Arc<Socket>, mut kicks: mpsc::UnboundedReceive
                     for f in peer.tick_frames(me, incarnation, RESEND_PER_TICK) {
                         out.push((peer.addr, f));
                     }
-                } else if let Some(f) = peer.ack_frame(me, incarnation) {
+                } else if let Some(f) = peer.ack_frame(me, incarnation, now, ack_delay) {
                     out.push((peer.addr, f));
                 }
             }
+            next_ack = st
+                .peers
+                .values()
+                .filter_map(|p| p.ack_deadline(ack_delay))
+                .min();
             for peer in down {
                 st.peer_down(peer, "silence");
             }

@@ -31,7 +31,8 @@ pub(crate) struct Peer {
     in_alive: bool,
     expected: u64,
     early: BTreeMap<u64, Wire>,
-    ack_due: bool,
+    /// Since when an acknowledgement is owed (a message arrived and nothing carried the ack back).
+    ack_due_since: Option<Instant>,
     last_heard: Instant,
     up: bool,
 }
@@ -61,7 +62,7 @@ impl Peer {
             in_alive: false,
             expected: 1,
             early: BTreeMap::new(),
-            ack_due: false,
+            ack_due_since: None,
             last_heard: now,
             up: true,
         }
@@ -108,19 +109,37 @@ impl Peer {
             })
             .collect();
         if !frames.is_empty() {
-            self.ack_due = false;
+            self.ack_due_since = None;
         }
         frames
     }
 
-    /// A frame carrying only the acknowledgement, if one is owed.
-    pub(crate) fn ack_frame(&mut self, me: u32, my_incarnation: u64) -> Option<Frame> {
-        std::mem::take(&mut self.ack_due).then(|| self.frame(me, my_incarnation, 0, None))
+    /// A frame carrying only the acknowledgement, if one has been owed for at least `delay`.
+    /// Waiting a little lets the ack ride on the next data frame instead (a call's reply, the
+    /// next request), which halves the datagrams of a request/response exchange.
+    pub(crate) fn ack_frame(
+        &mut self,
+        me: u32,
+        my_incarnation: u64,
+        now: Instant,
+        delay: Duration,
+    ) -> Option<Frame> {
+        let since = self.ack_due_since?;
+        if now < since + delay {
+            return None;
+        }
+        self.ack_due_since = None;
+        Some(self.frame(me, my_incarnation, 0, None))
+    }
+
+    /// When the owed acknowledgement, if any, must go out on its own.
+    pub(crate) fn ack_deadline(&self, delay: Duration) -> Option<Instant> {
+        self.ack_due_since.map(|since| since + delay)
     }
 
     /// Every tick: a heartbeat and up to `max` retransmissions.
     pub(crate) fn tick_frames(&mut self, me: u32, my_incarnation: u64, max: usize) -> Vec<Frame> {
-        self.ack_due = false;
+        self.ack_due_since = None;
         let mut frames = vec![self.frame(me, my_incarnation, 0, None)];
         frames.extend(
             self.unacked
@@ -191,7 +210,7 @@ impl Peer {
             self.unacked = self.unacked.split_off(&(frame.ack + 1));
         }
         if let (Some(wire), true) = (frame.body, frame.seq > 0) {
-            self.ack_due = true;
+            self.ack_due_since.get_or_insert(now);
             if frame.seq == self.expected {
                 out.deliver.push(wire);
                 self.expected += 1;
@@ -254,9 +273,40 @@ mod tests {
             got.extend(b.receive(f, 1, now).deliver);
         }
         assert_eq!(got, (1..=5).map(wire).collect::<Vec<_>>());
-        let ack = b.ack_frame(1, 1).unwrap();
+        let ack = b.ack_frame(1, 1, now, Duration::ZERO).unwrap();
         a.receive(ack, 1, now);
         assert_eq!(a.unacked(), 0);
+    }
+
+    #[crate::rt::test]
+    async fn acks_wait_their_delay_and_ride_on_data_frames() {
+        let now = Instant::now();
+        let delay = Duration::from_millis(10);
+        let (mut a, mut b) = pair(now);
+        a.enqueue(wire(1));
+        for f in a.fresh_frames(0, 1) {
+            b.receive(f, 1, now);
+        }
+        assert!(
+            b.ack_frame(1, 1, now, delay).is_none(),
+            "not before the delay"
+        );
+        assert_eq!(b.ack_deadline(delay), Some(now + delay));
+        // A reply queued within the delay carries the ack; no ack of its own follows.
+        b.enqueue(wire(2));
+        let reply = b.fresh_frames(1, 1).remove(0);
+        assert_eq!(reply.ack, 1);
+        assert!(b.ack_frame(1, 1, now + delay, delay).is_none());
+        a.receive(reply, 1, now);
+        assert_eq!(a.unacked(), 0);
+        // Nothing to ride on: the ack goes alone once the delay has passed.
+        assert!(a.ack_frame(0, 1, now + delay / 2, delay).is_none());
+        let alone = a
+            .ack_frame(0, 1, now + delay, delay)
+            .expect("owed for the whole delay");
+        assert_eq!((alone.seq, alone.ack), (0, 1));
+        b.receive(alone, 1, now + delay);
+        assert_eq!(b.unacked(), 0);
     }
 
     #[crate::rt::test]
