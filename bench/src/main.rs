@@ -6,9 +6,13 @@
 //! real tokio ones. `docs/benchmarks.md` records a run and how to reproduce it.
 
 mod measure;
+mod mesh;
 mod real_figures;
+mod real_runtime;
 mod sim_figures;
+mod sim_runtime;
 mod table;
+mod workloads;
 
 use clap::Parser;
 use groundhog_runtime::rt;
@@ -25,16 +29,39 @@ struct Args {
     /// Samples per figure (the median is reported).
     #[arg(long, default_value_t = 5)]
     samples: usize,
+    /// Only figures whose group name contains this (`remote-call`, `local-send`, `seeds`, ...).
+    #[arg(long)]
+    only: Option<String>,
+}
+
+/// What to measure, and how much.
+pub struct Opts {
+    pub samples: usize,
+    pub quick: bool,
+    only: Option<String>,
+}
+
+impl Opts {
+    /// Whether the figure group `group` was asked for.
+    pub fn wants(&self, group: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| group.contains(o))
+    }
 }
 
 fn main() {
     let args = Args::parse();
-    let samples = if args.quick { 1 } else { args.samples.max(1) };
+    let opts = Opts {
+        samples: if args.quick { 1 } else { args.samples.max(1) },
+        quick: args.quick,
+        only: args.only,
+    };
     let mut table = table::Table::new();
     if rt::SIMULATED {
-        sim_figures::all(&mut table, samples, args.quick);
+        sim_runtime::all(&mut table, &opts);
+        sim_figures::all(&mut table, &opts);
     } else {
-        real_figures::all(&mut table, samples, args.quick);
+        real_runtime::all(&mut table, &opts);
+        real_figures::all(&mut table, &opts);
     }
     table.print();
 }

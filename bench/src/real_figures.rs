@@ -6,9 +6,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::measure::median_of;
 use crate::table::{Row, Table};
+use crate::Opts;
 
-pub fn all(table: &mut Table, samples: usize, quick: bool) {
-    lost_update_stress(table, samples, quick);
+pub fn all(table: &mut Table, opts: &Opts) {
+    if opts.wants("time-to-bug") {
+        lost_update_stress(table, opts.samples, opts.quick);
+    }
 }
 
 enum Request {

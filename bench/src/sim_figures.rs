@@ -4,12 +4,31 @@ use groundhog_scenarios::catalogue;
 use groundhog_sim::{Mode, Scenario, SeedRange, Sim, Sweep};
 
 use crate::measure::{median, median_of, timed};
+use crate::mesh::Mesh;
 use crate::table::{Row, Table};
+use crate::Opts;
 
-pub fn all(table: &mut Table, samples: usize, quick: bool) {
-    seeds_per_second(table, samples, quick);
-    sim_wall_ratio(table, samples, quick);
-    time_to_bug(table, quick);
+pub fn all(table: &mut Table, opts: &Opts) {
+    let cat = catalogue();
+    let lost_update = cat.find("lost-update").expect("in the catalogue");
+    if opts.wants("seeds") {
+        let (samples, quick) = (opts.samples, opts.quick);
+        seeds_per_second(
+            table,
+            samples,
+            quick,
+            lost_update.as_ref(),
+            "fixed",
+            "lost-update fixed",
+        );
+        seeds_per_second(table, samples, quick, &Mesh, "default", "runtime-mesh");
+    }
+    if opts.wants("sim-wall") {
+        sim_wall_ratio(table, opts.samples, opts.quick);
+    }
+    if opts.wants("time-to-bug") {
+        time_to_bug(table, opts.quick);
+    }
 }
 
 fn sweep(
@@ -26,20 +45,23 @@ fn sweep(
         .expect("catalogue scenarios take these settings")
 }
 
-/// A 5-node catalogue scenario with faults: lost-update (one server, four clients), fixed.
-fn seeds_per_second(table: &mut Table, samples: usize, quick: bool) {
-    let cat = catalogue();
-    let scenario = cat.find("lost-update").expect("in the catalogue");
-    let seeds = if quick { 0..50 } else { 0..2_000 };
+/// Seeds per second of a 5-node scenario with faults, on 1 and 2 workers.
+fn seeds_per_second(
+    table: &mut Table,
+    samples: usize,
+    quick: bool,
+    scenario: &dyn Scenario,
+    variant: &str,
+    label: &str,
+) {
+    let seeds = if quick { 0..20 } else { 0..1_000 };
     let rate = |jobs: usize| {
-        let s = sweep(
-            scenario.as_ref(),
-            "fixed",
-            seeds.clone(),
-            jobs,
-            Sim::new(0).nodes(5),
+        let s = sweep(scenario, variant, seeds.clone(), jobs, Sim::new(0).nodes(5));
+        assert!(
+            s.failures.is_empty(),
+            "{label} passes: {:?}",
+            s.failures.first().map(|f| &f.repro)
         );
-        assert!(s.failures.is_empty(), "fixed lost-update passes");
         s.seeds_per_sec
     };
     // Interleaved pairs, so a burst of load elsewhere hits both sides alike.
@@ -48,7 +70,7 @@ fn seeds_per_second(table: &mut Table, samples: usize, quick: bool) {
     let two = median_of(pairs.iter().map(|p| p.1).collect());
     let scaling = median_of(pairs.iter().map(|p| p.1 / p.0).collect());
     table.push(Row {
-        figure: "seeds/s, lost-update fixed, 5 nodes, faults (1 worker)".into(),
+        figure: format!("seeds/s, {label}, 5 nodes, faults (1 worker)"),
         groundhog: format!("{one:.0}"),
         baseline: "-".into(),
         ratio: "-".into(),
@@ -56,7 +78,7 @@ fn seeds_per_second(table: &mut Table, samples: usize, quick: bool) {
         met: Some(one >= 200.0),
     });
     table.push(Row {
-        figure: "seeds/s, same, 2 workers vs 1".into(),
+        figure: format!("seeds/s, {label}, 2 workers vs 1"),
         groundhog: format!("{two:.0}"),
         baseline: format!("{one:.0}"),
         ratio: format!("{scaling:.2}x"),
@@ -67,12 +89,16 @@ fn seeds_per_second(table: &mut Table, samples: usize, quick: bool) {
 
 fn sim_wall_ratio(table: &mut Table, samples: usize, quick: bool) {
     let seeds = if quick { 0..20 } else { 0..500 };
-    for scenario in catalogue().iter() {
+    let cat = catalogue();
+    let mut targets: Vec<(&dyn Scenario, &str)> =
+        cat.iter().map(|s| (s.as_ref(), "fixed")).collect();
+    targets.push((&Mesh, "default"));
+    for (scenario, variant) in targets {
         let ratio = median(samples, || {
-            sweep(scenario.as_ref(), "fixed", seeds.clone(), 1, Sim::new(0)).sim_wall_ratio
+            sweep(scenario, variant, seeds.clone(), 1, Sim::new(0)).sim_wall_ratio
         });
         table.push(Row {
-            figure: format!("simulated:wall, {} fixed (1 worker)", scenario.name()),
+            figure: format!("simulated:wall, {} {variant} (1 worker)", scenario.name()),
             groundhog: format!("{ratio:.0}x"),
             baseline: "-".into(),
             ratio: "-".into(),

@@ -1,5 +1,15 @@
 //! The printed table: figure, Groundhog, baseline, ratio, target, met?
 
+/// What a side-by-side figure is: its name, its operation count, its baseline, its target ratio.
+pub struct Figure<'a> {
+    pub name: &'a str,
+    /// Operations per sample; results are per operation.
+    pub ops: u64,
+    pub baseline: &'a str,
+    /// The largest acceptable Groundhog:baseline ratio.
+    pub target: f64,
+}
+
 pub struct Row {
     pub figure: String,
     pub groundhog: String,

@@ -1,6 +1,7 @@
 //! The two tasks behind a distributed node: a receiver that decodes frames (dropping and tracing
 //! bad ones) and a pump that sends fresh frames, delayed acknowledgements, heartbeats and
-//! retransmissions, and declares silent peers down. Both belong to the node and stop with [`Node::shutdown`].
+//! retransmissions, and declares silent peers down. Both belong to the node and stop with
+//! [`Node::shutdown`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;

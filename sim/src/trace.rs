@@ -50,7 +50,7 @@ pub struct Trace {
     pub lines: Vec<String>,
     pub hash: TraceHash,
     /// Number of events of each kind.
-    pub counts: BTreeMap<String, u64>,
+    pub counts: BTreeMap<&'static str, u64>,
 }
 
 impl Trace {
@@ -70,36 +70,57 @@ impl Trace {
 /// A `tracing` subscriber for one run, installed on that run's thread only.
 #[derive(Clone)]
 pub struct Recorder {
-    trace: Arc<Mutex<Trace>>,
+    state: Arc<Mutex<State>>,
     keep_lines: bool,
+}
+
+/// The trace so far, and buffers reused for every line (a run records thousands of events;
+/// formatting each into fresh strings cost a quarter of a runtime simulation's time).
+struct State {
+    trace: Trace,
+    line: String,
+    node: String,
+    fields: String,
+}
+
+impl State {
+    fn record(&mut self, kind: &'static str, keep: bool) {
+        self.trace.hash.push_line(&self.line);
+        *self.trace.counts.entry(kind).or_default() += 1;
+        if keep {
+            self.trace.lines.push(self.line.clone());
+        }
+    }
 }
 
 impl Recorder {
     /// `keep_lines: false` keeps only the hash and the counts (sweeps).
     pub fn new(keep_lines: bool) -> Self {
         Recorder {
-            trace: Arc::new(Mutex::new(Trace::new())),
+            state: Arc::new(Mutex::new(State {
+                trace: Trace::new(),
+                line: String::new(),
+                node: String::new(),
+                fields: String::new(),
+            })),
             keep_lines,
         }
     }
 
     pub fn take(&self) -> Trace {
-        std::mem::replace(&mut *self.lock(), Trace::new())
+        std::mem::replace(&mut self.lock().trace, Trace::new())
     }
 
     /// Appends a line that did not come through `tracing` (the harness's own summary lines).
-    pub fn push(&self, kind: &str, line: String) {
-        let mut trace = self.lock();
-        trace.hash.push_line(&line);
-        *trace.counts.entry(kind.to_string()).or_default() += 1;
-        if self.keep_lines {
-            trace.lines.push(line);
-        }
+    pub fn push(&self, kind: &'static str, line: String) {
+        let mut st = self.lock();
+        st.line = line;
+        st.record(kind, self.keep_lines);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Trace> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic inside a run must not hide its trace.
-        self.trace.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn wanted(meta: &Metadata<'_>) -> bool {
@@ -109,18 +130,24 @@ impl Recorder {
 
 /// Formats `dur` as `seconds.nanoseconds`, fixed width after the point.
 pub fn format_time(dur: rt::Duration) -> String {
-    format!("{}.{:09}", dur.as_secs(), dur.subsec_nanos())
+    let mut s = String::new();
+    write_time(&mut s, dur);
+    s
 }
 
-struct LineVisitor {
-    node: Option<String>,
-    fields: String,
+fn write_time(out: &mut String, dur: rt::Duration) {
+    let _ = write!(out, "{}.{:09}", dur.as_secs(), dur.subsec_nanos());
 }
 
-impl LineVisitor {
+struct LineVisitor<'a> {
+    node: &'a mut String,
+    fields: &'a mut String,
+}
+
+impl LineVisitor<'_> {
     fn push(&mut self, field: &Field, value: fmt::Arguments<'_>) {
         if field.name() == "node" {
-            self.node = Some(value.to_string());
+            let _ = write!(self.node, "{value}");
             return;
         }
         let name = if field.name() == "message" {
@@ -132,7 +159,7 @@ impl LineVisitor {
     }
 }
 
-impl Visit for LineVisitor {
+impl Visit for LineVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if value.is_empty() || value.contains(char::is_whitespace) {
             self.push(field, format_args!("{value:?}"));
@@ -171,21 +198,26 @@ impl Subscriber for Recorder {
     fn event(&self, event: &Event<'_>) {
         let meta = event.metadata();
         let kind = &meta.target()[TARGET_PREFIX.len()..];
-        let mut visitor = LineVisitor {
-            node: None,
-            fields: String::new(),
-        };
-        event.record(&mut visitor);
-        let node = match visitor.node {
-            Some(n) => format!("n{n}"),
-            None => "--".to_string(),
-        };
-        let line = format!(
-            "{} {node} {kind}{}",
-            format_time(rt::elapsed()),
-            visitor.fields
-        );
-        self.push(kind, line);
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        st.node.clear();
+        st.fields.clear();
+        event.record(&mut LineVisitor {
+            node: &mut st.node,
+            fields: &mut st.fields,
+        });
+        st.line.clear();
+        write_time(&mut st.line, rt::elapsed());
+        if st.node.is_empty() {
+            st.line.push_str(" --");
+        } else {
+            st.line.push_str(" n");
+            st.line.push_str(&st.node);
+        }
+        st.line.push(' ');
+        st.line.push_str(kind);
+        st.line.push_str(&st.fields);
+        st.record(kind, self.keep_lines);
     }
 
     fn enter(&self, _span: &Id) {}
