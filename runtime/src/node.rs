@@ -2,8 +2,8 @@
 //! other nodes. All of it lives in one value per node incarnation; nothing is process-wide.
 //!
 //! The state machine is in `node/` (one file per concept), all of it synchronous under one lock;
-//! the only tasks are the processes themselves, their timers, and the two network tasks in
-//! [`crate::net`].
+//! the only tasks are the processes themselves, their timers, the call-deadline sweeper
+//! (`node/deadlines.rs`), and the two network tasks in [`crate::net`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ use crate::session::Peer;
 use crate::{CallError, ExitReason, Pid, Ref};
 
 mod calls;
+mod deadlines;
 mod links;
 mod monitors;
 mod remote;
@@ -126,6 +127,13 @@ pub(crate) struct State {
     pub(crate) monitors: BTreeMap<Ref, (Pid, u64)>,
     pub(crate) watching: BTreeMap<Ref, Watch>,
     pub(crate) calls: BTreeMap<Ref, oneshot::Sender<CallResult>>,
+    /// Deadlines of pending calls, earliest first, with (caller, callee) for the trace.
+    pub(crate) deadlines: BTreeMap<(rt::Instant, Ref), (Pid, Pid)>,
+    /// Wakes the call-deadline sweeper (started with the first call that has a deadline).
+    pub(crate) sweeper: Option<mpsc::UnboundedSender<()>>,
+    pub(crate) sweeper_task: Option<AbortHandle>,
+    /// The deadline the sweeper sleeps until; `None` while it waits for work.
+    pub(crate) sweeper_armed: Option<rt::Instant>,
     pub(crate) peers: BTreeMap<u32, Peer>,
     pub(crate) distributed: bool,
     kick: Option<mpsc::UnboundedSender<()>>,
@@ -195,6 +203,10 @@ impl Node {
             monitors: BTreeMap::new(),
             watching: BTreeMap::new(),
             calls: BTreeMap::new(),
+            deadlines: BTreeMap::new(),
+            sweeper: None,
+            sweeper_task: None,
+            sweeper_armed: None,
             peers: BTreeMap::new(),
             distributed: false,
             kick: None,
@@ -290,6 +302,10 @@ impl Node {
     pub fn shutdown(&self) {
         self.stop_distribution();
         let mut st = self.lock();
+        st.sweeper = None;
+        if let Some(task) = st.sweeper_task.take() {
+            task.abort();
+        }
         let ids: Vec<u64> = st.procs.keys().copied().collect();
         for id in ids {
             st.kill(id, ExitReason::Kill);

@@ -64,12 +64,16 @@ impl State {
 struct CallGuard<'a> {
     node: &'a Node,
     reference: Ref,
+    deadline: Option<rt::Instant>,
 }
 
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         let mut st = self.node.lock();
         st.calls.remove(&self.reference);
+        if let Some(at) = self.deadline {
+            st.remove_deadline(at, self.reference);
+        }
         st.demonitor(self.reference);
     }
 }
@@ -92,7 +96,7 @@ impl Node {
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         let (tx, rx) = oneshot::channel();
-        let reference = {
+        let (reference, deadline) = {
             let mut st = self.lock();
             let reference = st.make_ref();
             st.calls.insert(reference, tx);
@@ -129,20 +133,24 @@ impl Node {
                     return Err(e);
                 }
             }
-            reference
+            // Still pending (not already failed by a NoProc monitor): it can time out.
+            let deadline = if st.calls.contains_key(&reference) {
+                st.add_deadline(self, reference, from, to, timeout)
+            } else {
+                None
+            };
+            (reference, deadline)
         };
         let _guard = CallGuard {
             node: self,
             reference,
+            deadline,
         };
-        let payload = match rt::timeout(timeout, rx).await {
-            Ok(Ok(Ok(payload))) => payload,
-            Ok(Ok(Err(e))) => return Err(e),
-            Ok(Err(_)) => return Err(CallError::NoProc),
-            Err(_) => {
-                event!("call-timeout", node = from.node, from = %from, to = %to, call = %reference);
-                return Err(CallError::Timeout);
-            }
+        // The node's deadline sweeper answers `Timeout` through the same channel.
+        let payload = match rx.await {
+            Ok(Ok(payload)) => payload,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(CallError::NoProc),
         };
         match payload {
             Payload::Local(b) => b

@@ -157,6 +157,52 @@ async fn call_returns_reply_timeout_exit_or_noproc() {
     assert_eq!(results.4, Err(CallError::NoProc));
 }
 
+/// One sweeper serves every call's deadline: a short call behind a long pending one times out
+/// at its own deadline, and so does the next one, while the long one times out at its own.
+#[rt::test]
+async fn each_call_times_out_at_its_own_deadline() {
+    if !timing_is_simulated() {
+        return;
+    }
+    let node = Node::local(0, 1);
+    let server = echo_server(&node);
+    let start = rt::Instant::now();
+    let long = {
+        let node = node.clone();
+        async move {
+            in_process(&node, move |ctx| async move {
+                let r: Result<u32, _> = ctx.call(server, 1u32, 30 * SEC).await;
+                (r, start.elapsed())
+            })
+            .await
+        }
+    };
+    let shorts = in_process(&node, move |ctx| async move {
+        rt::sleep(SEC / 10).await;
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let began = rt::Instant::now();
+            let r: Result<u32, _> = ctx.call(server, 1u32, SEC).await;
+            out.push((r, began.elapsed()));
+        }
+        out
+    });
+    let (long, shorts) = futures::join!(long, shorts);
+    for (r, took) in shorts {
+        assert_eq!(r, Err(CallError::Timeout));
+        assert!(
+            took >= SEC && took < SEC + SEC / 100,
+            "timed out after {took:?}"
+        );
+    }
+    assert_eq!(long.0, Err(CallError::Timeout));
+    assert!(
+        long.1 >= 30 * SEC && long.1 < 30 * SEC + SEC / 100,
+        "{:?}",
+        long.1
+    );
+}
+
 #[rt::test]
 async fn a_late_reply_is_never_a_stray_message() {
     if !timing_is_simulated() {
