@@ -3,7 +3,8 @@
 //! Built with `--cfg madsim` (the workspace default), everything here is madsim's deterministic
 //! simulator: a single-threaded executor, simulated time, simulated nodes that can be killed,
 //! restarted and paused, and a lossy, clogging network. Built without it, the same names are real
-//! tokio tasks, real time and real sockets (TCP for `Endpoint`, UDP for `Socket`), and the simulated [`World`] cannot be created.
+//! tokio tasks, real time and real sockets (TCP for `Endpoint`, UDP for `Socket`), and the
+//! simulated [`World`] cannot be created.
 //!
 //! This is the only file in the workspace that names madsim or `cfg(madsim)`; moving to another
 //! executor or transport means changing this file alone.
