@@ -30,8 +30,8 @@ pub(crate) async fn start(node: &Node, listen: SocketAddr) -> std::io::Result<()
             st.peers.insert(*index, Peer::new(*index, *addr, now));
         }
     }
-    let receiver = rt::spawn(receive(node.clone(), socket.clone()));
-    let pump = rt::spawn(pump(node.clone(), socket, kick_rx));
+    let receiver = node.spawn_service("net-receive", receive(node.clone(), socket.clone()));
+    let pump = node.spawn_service("net-pump", pump(node.clone(), socket, kick_rx));
     let mut st = node.lock();
     st.net_tasks.push(receiver.abort_handle());
     st.net_tasks.push(pump.abort_handle());

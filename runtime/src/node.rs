@@ -14,7 +14,7 @@ use futures::channel::{mpsc, oneshot};
 use crate::mailbox::{Mailbox, Payload};
 use crate::rt::{self, AbortHandle, Duration};
 use crate::session::Peer;
-use crate::{CallError, ExitReason, Pid, Ref};
+use crate::{event, CallError, ExitReason, Pid, Ref};
 
 mod calls;
 mod deadlines;
@@ -296,6 +296,33 @@ impl Node {
         st.kick = None;
         st.distributed = false;
         st.listen_addr = None;
+    }
+
+    /// Runs one of the node's own service tasks (network, call deadlines). They are the node's
+    /// kernel: if one panics, the failure is traced (`task-failed`) and the node shuts down, so
+    /// its processes' links and monitors fire and its peers see it go. A node never lives on
+    /// half-dead with a service silently gone.
+    pub(crate) fn spawn_service<F>(&self, name: &'static str, service: F) -> rt::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        use futures::FutureExt;
+        let node = Arc::downgrade(&self.shared);
+        let index = self.index();
+        rt::spawn(async move {
+            if let Err(panic) = std::panic::AssertUnwindSafe(service).catch_unwind().await {
+                let why = spawn::panic_message(&*panic);
+                event!(
+                    "task-failed",
+                    node = index,
+                    task = name,
+                    reason = why.as_str()
+                );
+                if let Some(shared) = node.upgrade() {
+                    Node { shared }.shutdown();
+                }
+            }
+        })
     }
 
     /// Stops distribution and kills every process with `Kill`.

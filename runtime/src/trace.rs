@@ -26,7 +26,7 @@
 //! | `child-stop`         | `node`, `sup`, `child`, `pid`, `reason`             | a supervisor stopped a child                       |
 //! | `restart`            | `node`, `sup`, `child`, `reason`                    | a supervisor is restarting after a child's exit    |
 //! | `escalate`           | `node`, `sup`, `reason`                             | a supervisor reached its restart intensity and exits |
-//! | `task-failed`        | `node`, `sup`, `task`, `reason`                     | a supervised task failed                           |
+//! | `task-failed`        | `node`, `sup` (supervised tasks), `task`, `reason`  | a supervised task or a node service task failed    |
 //! | `fault`              | `fault` and the fault's own fields                  | the harness applied a fault                        |
 //! | `check`              | `invariant`, `result` (`ok` / `violated`)           | an invariant was evaluated                         |
 //! | `note`               | `node` (optional), `msg`                            | a scenario's own remark                            |

@@ -38,7 +38,8 @@ impl State {
             None => {
                 let (kick, kicks) = mpsc::unbounded();
                 self.sweeper = Some(kick);
-                let task = rt::spawn(sweep(std::sync::Arc::downgrade(&node.shared), kicks));
+                let sweeper = sweep(std::sync::Arc::downgrade(&node.shared), kicks);
+                let task = node.spawn_service("call-deadlines", sweeper);
                 self.sweeper_task = Some(task.abort_handle());
             }
         }

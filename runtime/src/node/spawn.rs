@@ -111,7 +111,7 @@ impl Node {
     }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         format!("panic: {s}")
     } else if let Some(s) = panic.downcast_ref::<String>() {

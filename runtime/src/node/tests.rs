@@ -433,3 +433,37 @@ async fn a_message_of_the_wrong_type_is_dropped_not_delivered() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1, 7);
 }
+
+/// A panicking node service is not swallowed: it is traced and takes the node down, killing its
+/// processes (whose links and monitors then fire).
+#[rt::test]
+async fn a_failed_service_takes_the_node_down() {
+    /// Reports when the process holding it is gone (its body dropped).
+    struct Gone(Option<oneshot::Sender<()>>);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+    let node = Node::local(0, 1);
+    let (gone_tx, gone) = oneshot::channel();
+    let idle = node.spawn("idle", move |mut ctx: Ctx<u32>| async move {
+        let _gone = Gone(Some(gone_tx));
+        ctx.recv().await;
+        ExitReason::Normal
+    });
+    assert!(node.is_alive(idle));
+    let service = node.spawn_service("doomed", async { panic!("service bug") });
+    service
+        .await
+        .expect("the service task itself ends after the shutdown");
+    // The idle process's body is dropped: after it ran (the guard reports) or before it ever
+    // ran (the guard's sender is dropped unsent). Left alive, it would never report.
+    let killed = rt::timeout(10 * SEC, gone).await;
+    assert!(
+        killed.is_ok(),
+        "the idle process outlived its node's shutdown"
+    );
+}
