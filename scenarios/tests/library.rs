@@ -129,17 +129,16 @@ fn kill_process_kills_the_named_task_and_traces_it() {
         .lines
         .iter()
         .any(|l| l.ends_with("n0 exit task=worker reason=normal")));
-    let plan = groundhog_sim::FaultPlan {
-        quiet_at_ms: 1_000,
-        net: None,
-        faults: vec![groundhog_sim::TimedFault {
-            at_ms: 500,
-            fault: groundhog_sim::Fault::KillProcess {
+    let plan = groundhog_sim::FaultPlan::timed(
+        1_000,
+        [(
+            500,
+            groundhog_sim::Fault::KillProcess {
                 node: 0,
                 process: "worker".into(),
             },
-        }],
-    };
+        )],
+    );
     let killed = Sim::new(1).plan(plan).run(&Worker).unwrap();
     let lines = &killed.trace.lines;
     assert!(

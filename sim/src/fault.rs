@@ -314,6 +314,18 @@ impl FaultPlan {
         }
     }
 
+    /// A plan of `(at_ms, fault)` pairs, in the order given, then quiet from `quiet_at_ms`.
+    pub fn timed(quiet_at_ms: u64, faults: impl IntoIterator<Item = (u64, Fault)>) -> Self {
+        FaultPlan {
+            quiet_at_ms,
+            net: None,
+            faults: faults
+                .into_iter()
+                .map(|(at_ms, fault)| TimedFault { at_ms, fault })
+                .collect(),
+        }
+    }
+
     /// Parses TOML or JSON (by extension; anything else is tried as TOML).
     pub fn load(path: &Path) -> Result<FaultPlan, PlanError> {
         let shown = path.display().to_string();

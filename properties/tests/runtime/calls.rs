@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::rt::{self, Duration, Instant, NetConfig, Stream};
 use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Pid};
 use groundhog_sim::{
-    BoxFuture, Check, Ctx as SimCtx, Fault, FaultPlan, Scenario, Setup, TimedFault, Violation,
+    BoxFuture, Check, Ctx as SimCtx, Fault, FaultPlan, Scenario, Setup, Violation,
 };
 use rand::Rng;
 
@@ -132,14 +132,7 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
 }
 
 fn plan(faults: Vec<(u64, Fault)>) -> FaultPlan {
-    FaultPlan {
-        net: None,
-        quiet_at_ms: 3_000,
-        faults: faults
-            .into_iter()
-            .map(|(at_ms, fault)| TimedFault { at_ms, fault })
-            .collect(),
-    }
+    FaultPlan::timed(3_000, faults)
 }
 
 #[test]

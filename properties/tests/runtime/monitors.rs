@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::rt::{self, Duration, NetConfig, Stream};
 use groundhog_runtime::{Ctx, Event, ExitReason, Pid};
 use groundhog_sim::{
-    BoxFuture, Check, Ctx as SimCtx, Fault, FaultPlan, Scenario, Setup, TimedFault, Violation,
+    BoxFuture, Check, Ctx as SimCtx, Fault, FaultPlan, Scenario, Setup, Violation,
 };
 use rand::Rng;
 
@@ -169,14 +169,7 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
 }
 
 fn plan(faults: Vec<(u64, Fault)>) -> FaultPlan {
-    FaultPlan {
-        net: None,
-        quiet_at_ms: 2_000,
-        faults: faults
-            .into_iter()
-            .map(|(at_ms, fault)| TimedFault { at_ms, fault })
-            .collect(),
-    }
+    FaultPlan::timed(2_000, faults)
 }
 
 #[test]
