@@ -209,6 +209,21 @@ impl<A: Message + Clone + Sync> Sup<A> {
             for j in range.clone().rev() {
                 self.stop_child(j).await;
             }
+            // As in OTP, temporary siblings stopped with the group are not restarted: they
+            // leave the child list.
+            let mut range = range;
+            let mut j = range.start;
+            while j < range.end {
+                if j != failed && self.children[j].spec.restart == Restart::Temporary {
+                    self.children.remove(j);
+                    range.end -= 1;
+                    if j < failed {
+                        failed -= 1;
+                    }
+                } else {
+                    j += 1;
+                }
+            }
             match self.start_range(range).await {
                 Ok(()) => return Ok(()),
                 Err(StartError::Child { id, .. }) => {

@@ -293,6 +293,44 @@ async fn strategies_restart_the_right_children() {
     }
 }
 
+/// A temporary sibling stopped by one-for-all is gone, not restarted (OTP's rule).
+#[rt::test]
+async fn one_for_all_does_not_restart_temporary_siblings() {
+    let node = Node::local(0, 1);
+    let log: Log = Arc::default();
+    let spec = Spec::new(Strategy::OneForAll)
+        .child(child(recorder("a", &log)).restart(Restart::Temporary))
+        .child(child(recorder("b", &log)))
+        .child(child(recorder("c", &log)));
+    let (ids, after) = as_owner(&node, {
+        let node = node.clone();
+        let log = log.clone();
+        move |mut ctx| async move {
+            let sup = super::start(&node, "sup", None, spec).await.unwrap();
+            let before = super::which_children(&ctx, sup, SEC).await.unwrap();
+            let b = before[1].1.unwrap();
+            log.lock().unwrap().clear();
+            ctx.send(b, 0u32).unwrap();
+            down_of(&mut ctx, b).await;
+            let now = super::which_children(&ctx, sup, SEC).await.unwrap();
+            let ids: Vec<String> = now.iter().map(|(id, _)| id.clone()).collect();
+            (ids, log_of(&log))
+        }
+    })
+    .await;
+    assert_eq!(ids, vec!["b", "c"]);
+    assert_eq!(
+        after,
+        vec![
+            "stop b error: crash",
+            "stop c shutdown",
+            "stop a shutdown",
+            "start b",
+            "start c"
+        ]
+    );
+}
+
 #[rt::test]
 async fn dynamic_children_start_on_demand() {
     let node = Node::local(0, 1);
