@@ -7,6 +7,7 @@ mod cli;
 mod determinism;
 mod library;
 mod plans;
+mod prove;
 mod real_build;
 
 use std::process::{Command, Output};

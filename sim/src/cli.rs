@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::fault::FaultKind;
 use crate::harness::{HarnessError, Sim};
+use crate::prove::{provable, Proof, Prove};
 use crate::scenario::{Catalogue, Scenario};
 use crate::seeds::{SeedRange, Shard};
 use crate::sweep::{Mode, Sweep, SweepSummary};
@@ -52,6 +53,9 @@ enum Command {
     Check(CheckArgs),
     /// Print the fault plan a seed generates, as TOML (a starting point for --plan files).
     Plan(PlanArgs),
+    /// Prove scenarios: each flawed variant fails within its seed budget in every seed range,
+    /// each fixed variant passes every seed tried, and both replay identically.
+    Prove(ProveArgs),
 }
 
 #[derive(Args, Clone)]
@@ -144,6 +148,33 @@ struct SweepArgs {
 struct CheckArgs {
     #[command(flatten)]
     targets: Targets,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ProveArgs {
+    /// Scenario name (or --all).
+    scenario: Option<String>,
+    /// Every scenario in the catalogue that has `fixed` and `flawed` variants.
+    #[arg(long, conflicts_with = "scenario")]
+    all: bool,
+    /// Seeds of the fixed variant that must all pass, from 0.
+    #[arg(long, default_value_t = 500)]
+    fixed_seeds: u64,
+    /// Seed ranges in each of which the flawed variant must fail within its budget.
+    #[arg(long, default_value_t = 20)]
+    ranges: u64,
+    /// Width of each seed range (at least the scenario's budget).
+    #[arg(long, default_value_t = 100)]
+    range_width: u64,
+    /// Seeds of each variant run twice for the determinism check.
+    #[arg(long, default_value_t = 50)]
+    check_seeds: u64,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "GROUNDHOG_JOBS")]
+    jobs: Option<usize>,
+    /// Print the proofs as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -263,6 +294,132 @@ fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Resu
                 plan.to_toml()
             );
             Ok(EXIT_PASS)
+        }
+        Command::Prove(args) => prove(catalogue, args, out),
+    }
+}
+
+fn prove(catalogue: &Catalogue, args: ProveArgs, out: &mut dyn Write) -> Result<u8, Bad> {
+    if args.jobs == Some(0) {
+        return Err(Bad("--jobs must be at least 1".into()));
+    }
+    if args.ranges == 0 {
+        return Err(Bad("--ranges must be at least 1".into()));
+    }
+    let scenarios: Vec<&dyn Scenario> = match (&args.scenario, args.all) {
+        (Some(name), false) => {
+            let found = catalogue.find(name)?;
+            if !provable(found.as_ref()) {
+                return Err(Bad(format!(
+                    "scenario `{name}` has no `fixed` and `flawed` variants to prove (it has: {})",
+                    found.variants().join(", ")
+                )));
+            }
+            catalogue
+                .iter()
+                .filter(|s| s.name() == found.name())
+                .map(|s| s.as_ref())
+                .collect()
+        }
+        (None, true) => catalogue
+            .iter()
+            .map(|s| s.as_ref())
+            .filter(|s| provable(*s))
+            .collect(),
+        _ => return Err(Bad("name a scenario or pass --all".into())),
+    };
+    let mut settings = Prove {
+        fixed_seeds: args.fixed_seeds,
+        ranges: args.ranges,
+        range_width: args.range_width,
+        check_seeds: args.check_seeds,
+        ..Prove::default()
+    };
+    if let Some(j) = args.jobs {
+        settings.jobs = j;
+    }
+    let mut proofs = Vec::new();
+    for scenario in scenarios {
+        proofs.push(settings.run(scenario)?);
+    }
+    if args.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&proofs).expect("proofs always serialize")
+        );
+    } else {
+        print_proofs(&proofs, &settings, out);
+    }
+    Ok(proofs.iter().map(Proof::exit_code).max().unwrap_or(EXIT_PASS))
+}
+
+fn print_proofs(proofs: &[Proof], settings: &Prove, out: &mut dyn Write) {
+    let _ = writeln!(
+        out,
+        "{:<22} {:>6} {:>14} {:>12} {:>12} {:>13} {:>11} {:>11}  verdict",
+        "scenario",
+        "budget",
+        "seeds-to-fail",
+        "worst-range",
+        "ms-to-fail",
+        "fixed-passed",
+        "s/100seeds",
+        "determinism"
+    );
+    for p in proofs {
+        let worst = p
+            .worst_seeds_to_failure()
+            .map_or_else(|| "missed".to_string(), |w| w.to_string());
+        let verdict = if p.proven() { "proven" } else { "NOT PROVEN" };
+        let _ = writeln!(
+            out,
+            "{:<22} {:>6} {:>14} {:>12} {:>12.1} {:>13} {:>11.2} {:>11}  {verdict}",
+            p.scenario,
+            p.budget,
+            format!("{:.1}", p.median_seeds_to_failure()),
+            worst,
+            p.median_secs_to_failure() * 1e3,
+            format!("{}/{}", p.fixed_passed(), p.fixed.seeds_run),
+            p.fixed_secs_per_100(),
+            if p.deterministic() { "ok" } else { "DIVERGED" },
+        );
+    }
+    let _ = writeln!(
+        out,
+        "seeds-to-fail: median over {} ranges of width {} (at least the budget); ms-to-fail: median \
+         wall time to the first failure; fixed over seeds 0..{} on {} worker(s); determinism over \
+         seeds 0..{} of each variant",
+        settings.ranges,
+        settings.range_width,
+        settings.fixed_seeds,
+        settings.jobs,
+        settings.check_seeds
+    );
+    for p in proofs {
+        if let Some(f) = p.first_failure() {
+            let _ = writeln!(out, "{}: first failure {}", p.scenario, f.summary);
+            let _ = writeln!(out, "  repro: {}", f.repro);
+        }
+        for r in p.ranges.iter().filter(|r| r.found.is_none()) {
+            let _ = writeln!(
+                out,
+                "{}: MISSED: no failure in seeds {}..{} (budget {})",
+                p.scenario,
+                r.start,
+                r.start + p.budget,
+                p.budget
+            );
+        }
+        for f in &p.fixed.failures {
+            let _ = writeln!(out, "{}: FIXED FAILED {}", p.scenario, f.summary);
+            let _ = writeln!(out, "  repro: {}", f.repro);
+        }
+        for r in &p.determinism.nondeterministic {
+            let d = r.divergence.as_ref().expect("listed as nondeterministic");
+            let _ = writeln!(out, "{}: NONDETERMINISTIC {}", p.scenario, r.summary);
+            let _ = writeln!(out, "{}", d.explain());
+            let _ = writeln!(out, "  repro: {}", r.repro);
         }
     }
 }

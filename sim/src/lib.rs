@@ -7,6 +7,8 @@
 //! - [`Trace`] and [`TraceHash`] (`trace.rs`): the recorded events and their FNV-1a 64 hash.
 //! - [`check_determinism`] (`check.rs`): two fresh runs of a seed, first diverging event.
 //! - [`Sweep`] and [`Check`] (`sweep.rs`): many seeds over threads; seeded checks in `#[test]`s.
+//! - [`Prove`] (`prove.rs`): a flawed variant caught within its budget in every seed range, the
+//!   fixed one passing every seed, both deterministic.
 //! - [`cli`]: the `groundhog` command line over any catalogue.
 //!
 //! ```no_run
@@ -22,6 +24,7 @@ mod check;
 pub mod cli;
 mod fault;
 mod harness;
+mod prove;
 mod scenario;
 mod seeds;
 mod sweep;
@@ -30,6 +33,7 @@ mod trace;
 pub use check::{check_determinism, Divergence};
 pub use fault::{Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanNet, TimedFault};
 pub use harness::{HarnessError, Outcome, Report, Sim};
+pub use prove::{provable, Found, Proof, Prove, RangeSearch};
 pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};
 pub use seeds::{SeedRange, Shard};
 pub use sweep::{Check, Mode, SeedResult, Sweep, SweepSummary};
