@@ -70,7 +70,9 @@ impl Scenario for Rigged {
         } else {
             (self.fixed_fails)(ctx.seed())
         };
-        Box::pin(async move { ctx.check("rigged", !fails, || "this seed is rigged to fail".into()) })
+        Box::pin(
+            async move { ctx.check("rigged", !fails, || "this seed is rigged to fail".into()) },
+        )
     }
 }
 

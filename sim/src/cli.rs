@@ -351,7 +351,11 @@ fn prove(catalogue: &Catalogue, args: ProveArgs, out: &mut dyn Write) -> Result<
     } else {
         print_proofs(&proofs, &settings, out);
     }
-    Ok(proofs.iter().map(Proof::exit_code).max().unwrap_or(EXIT_PASS))
+    Ok(proofs
+        .iter()
+        .map(Proof::exit_code)
+        .max()
+        .unwrap_or(EXIT_PASS))
 }
 
 fn print_proofs(proofs: &[Proof], settings: &Prove, out: &mut dyn Write) {

@@ -184,7 +184,10 @@ impl Prove {
         .mode(Mode::Run)
         .run()?;
         let determinism = Sweep::new(
-            vec![(scenario, FIXED.to_string()), (scenario, FLAWED.to_string())],
+            vec![
+                (scenario, FIXED.to_string()),
+                (scenario, FLAWED.to_string()),
+            ],
             SeedRange(0..self.check_seeds),
             self.template.clone(),
         )
