@@ -82,9 +82,10 @@ impl Peer {
     }
 
     fn frame(&self, me: u32, my_incarnation: u64, seq: u64, body: Option<Wire>) -> Frame {
-        let (ack_epoch, ack) = match self.in_session {
-            Some((_, epoch)) if self.in_alive => (epoch, self.expected - 1),
-            _ => (0, 0),
+        let (ack_epoch, ack, refused_epoch) = match self.in_session {
+            Some((_, epoch)) if self.in_alive => (epoch, self.expected - 1, 0),
+            Some((_, epoch)) => (0, 0, epoch),
+            None => (0, 0, 0),
         };
         Frame {
             from: me,
@@ -93,6 +94,7 @@ impl Peer {
             to_incarnation: self.peer_incarnation,
             ack_epoch,
             ack,
+            refused_epoch,
             seq,
             body,
         }
@@ -206,6 +208,12 @@ impl Peer {
         self.peer_incarnation = frame.from_incarnation;
         self.last_heard = now;
         self.up = true;
+        if frame.refused_epoch != 0 && frame.refused_epoch == self.out_epoch {
+            // The peer declared our current epoch down: whatever we sent in it is gone for it,
+            // so the peer is down for us too, and we move to a new epoch it will accept.
+            out.reset = true;
+            self.reset_outbound();
+        }
         if frame.ack_epoch == self.out_epoch {
             self.unacked = self.unacked.split_off(&(frame.ack + 1));
         }
@@ -324,6 +332,63 @@ mod tests {
         let r = b.receive(f, 1, now);
         assert!(r.reset);
         assert_eq!(r.deliver, vec![wire(9)]);
+    }
+
+    /// Flapping partitions: a declares b down; a brief heal lets b hear a's new epoch; the cut
+    /// returns and b declares a down in turn. After the final heal, a (which had already declared
+    /// b down) must not keep sending in the epoch b refused: both directions deliver again.
+    #[crate::rt::test]
+    async fn flapping_partitions_converge_in_both_directions() {
+        let now = Instant::now();
+        let (mut a, mut b) = pair(now);
+        for f in a.tick_frames(0, 1, 8) {
+            b.receive(f, 1, now);
+        }
+        for f in b.tick_frames(1, 1, 8) {
+            a.receive(f, 1, now);
+        }
+        let t1 = now + Duration::from_secs(10);
+        assert!(a.check_silence(t1, Duration::from_secs(1)));
+        // Brief heal, one way: b hears a's new epoch and resets.
+        assert!(b.receive(a.tick_frames(0, 1, 8).remove(0), 1, t1).reset);
+        // Cut again: b declares a down.
+        let t2 = t1 + Duration::from_secs(10);
+        assert!(b.check_silence(t2, Duration::from_secs(1)));
+        // Final heal: frames flow both ways for a while.
+        let t3 = t2 + Duration::from_secs(1);
+        for n in 0..4 {
+            a.enqueue(wire(100 + n));
+            b.enqueue(wire(200 + n));
+        }
+        let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
+        for _ in 0..4 {
+            let frames = a.tick_frames(0, 1, 8);
+            for f in frames {
+                at_b.extend(b.receive(f, 1, t3).deliver);
+            }
+            let frames = b.tick_frames(1, 1, 8);
+            for f in frames {
+                at_a.extend(a.receive(f, 1, t3).deliver);
+            }
+        }
+        // Messages queued in a refused epoch are gone (the reset said so); new ones arrive.
+        a.enqueue(wire(300));
+        b.enqueue(wire(400));
+        for f in a.fresh_frames(0, 1) {
+            at_b.extend(b.receive(f, 1, t3).deliver);
+        }
+        for f in b.fresh_frames(1, 1) {
+            at_a.extend(a.receive(f, 1, t3).deliver);
+        }
+        assert!(at_b.contains(&wire(300)), "b never hears a again: {at_b:?}");
+        assert!(at_a.contains(&wire(400)), "a never hears b again: {at_a:?}");
+        // And it settles: another round resets nothing.
+        for f in a.tick_frames(0, 1, 8) {
+            assert!(!b.receive(f, 1, t3).reset);
+        }
+        for f in b.tick_frames(1, 1, 8) {
+            assert!(!a.receive(f, 1, t3).reset);
+        }
     }
 
     #[crate::rt::test]

@@ -102,6 +102,10 @@ pub struct Frame {
     pub ack_epoch: u64,
     /// Every sequence number up to this one was delivered.
     pub ack: u64,
+    /// The receiver's outbound epoch that the sender has declared down and so refuses (0: none).
+    /// The receiver must start a new epoch: without this, a receiver that had itself declared
+    /// the sender down earlier (flapping partitions) would keep sending in the refused epoch.
+    pub refused_epoch: u64,
     /// 0 for a frame that carries no message (heartbeat, acknowledgement).
     pub seq: u64,
     pub body: Option<Wire>,
@@ -160,6 +164,7 @@ mod tests {
             to_incarnation: 0,
             ack_epoch: 1,
             ack: 4,
+            refused_epoch: 0,
             seq: 5,
             body: Some(Wire::Send {
                 from: pid,

@@ -89,6 +89,7 @@ async fn junk_datagrams_are_dropped_and_the_node_keeps_working() {
         to_incarnation: 0,
         ack_epoch: 0,
         ack: 0,
+        refused_epoch: 0,
         seq: 0,
         body: None,
     })
