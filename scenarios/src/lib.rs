@@ -5,17 +5,21 @@
 //!
 //! - `ping-pong` (`ping_pong.rs`): retransmitted pings; acknowledged means delivered once.
 //! - `lost-update` (`lost_update.rs`): read-modify-write against compare-and-set.
+//! - `stale-registry` (`stale_registry.rs`): names of dead processes must stop resolving.
 
 mod lost_update;
 mod ping_pong;
+mod stale_registry;
 mod wire;
 
 pub use lost_update::LostUpdate;
 pub use ping_pong::PingPong;
+pub use stale_registry::StaleRegistry;
 
 /// Every scenario of the project, in listing order.
 pub fn catalogue() -> groundhog_sim::Catalogue {
     groundhog_sim::Catalogue::new()
         .with(PingPong)
         .with(LostUpdate)
+        .with(StaleRegistry)
 }
