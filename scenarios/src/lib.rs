@@ -5,15 +5,18 @@
 //!
 //! - `ping-pong` (`ping_pong.rs`): retransmitted pings; acknowledged means delivered once.
 //! - `lost-update` (`lost_update.rs`): read-modify-write against compare-and-set.
+//! - `split-registry` (`split_registry.rs`): one holder per name after a partition heals.
 //! - `stale-registry` (`stale_registry.rs`): names of dead processes must stop resolving.
 
 mod lost_update;
 mod ping_pong;
+mod split_registry;
 mod stale_registry;
 mod wire;
 
 pub use lost_update::LostUpdate;
 pub use ping_pong::PingPong;
+pub use split_registry::SplitRegistry;
 pub use stale_registry::StaleRegistry;
 
 /// Every scenario of the project, in listing order.
@@ -22,4 +25,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(PingPong)
         .with(LostUpdate)
         .with(StaleRegistry)
+        .with(SplitRegistry)
 }
