@@ -57,7 +57,9 @@ pub use node::{Node, NodeConfig, SpawnOpts, DIST_PORT};
 pub use pid::{Pid, Ref};
 pub use process::{Ctx, Event, Message, ReplyTo};
 pub use reason::ExitReason;
-pub use registry::{Backend, NameConflict, Registry, RegistryError, REPLICA_NAME, SYNC_EVERY};
+pub use registry::{
+    Backend, NameConflict, Registry, RegistryError, KEEPER_NAME, REPLICA_NAME, SYNC_EVERY,
+};
 
 #[doc(hidden)]
 pub use tracing as __tracing;

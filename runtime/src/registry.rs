@@ -23,6 +23,7 @@ pub(crate) mod cluster;
 pub(crate) mod local;
 
 pub use cluster::{REPLICA_NAME, SYNC_EVERY};
+pub use local::KEEPER_NAME;
 
 /// Why a registry operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,3 +4,4 @@ mod calls;
 mod cluster;
 mod fifo;
 mod monitors;
+mod registry;

@@ -9,6 +9,9 @@ use super::{Backend, RegistryError};
 use crate::node::State;
 use crate::{event, Ctx, Event, ExitReason, Node, Pid, Ref};
 
+/// The node-local name of the local backend's keeper process.
+pub const KEEPER_NAME: &str = "groundhog.registry.keeper";
+
 /// One name in the node's table, with the keeper's monitor on its holder.
 pub(crate) struct Named {
     pub(crate) pid: Pid,
@@ -41,6 +44,16 @@ pub(crate) fn ensure_keeper(node: &Node) -> Result<Pid, RegistryError> {
         return Err(RegistryError::NoRegistry);
     }
     st.name_keeper = Some(keeper);
+    // The keeper names itself (visible while it lives), so tools and tests can find it.
+    let monitor = st.make_ref();
+    st.monitor(monitor, keeper, keeper, false);
+    st.names.insert(
+        KEEPER_NAME.to_string(),
+        Named {
+            pid: keeper,
+            monitor,
+        },
+    );
     let names: Vec<(String, Pid)> = st.names.iter().map(|(n, e)| (n.clone(), e.pid)).collect();
     for (name, pid) in names {
         let monitor = st.make_ref();
