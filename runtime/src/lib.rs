@@ -7,6 +7,7 @@
 //!   pending calls; a process sees its [`Ctx`] and receives [`Event`]s (`process.rs`).
 //!   Identifiers in `pid.rs`, exit reasons in `reason.rs`, typed errors in `error.rs`.
 //! - [`Actor`] (`actor.rs`): a handler with `init`, `handle` and `terminate` over a process.
+//! - Names: [`Registry`] over a [`Backend`] (`registry.rs`, `registry/`): local or cluster-wide.
 //! - Supervision: [`supervisor`] (static, dynamic and task supervisors).
 //! - Distribution: frames and codec in [`wire`], per-peer reliable sessions in `session.rs`,
 //!   the network tasks in `net.rs`.
@@ -45,6 +46,7 @@ mod node;
 mod pid;
 mod process;
 mod reason;
+mod registry;
 mod session;
 pub mod supervisor;
 pub mod wire;
@@ -55,6 +57,9 @@ pub use node::{Node, NodeConfig, SpawnOpts, DIST_PORT};
 pub use pid::{Pid, Ref};
 pub use process::{Ctx, Event, Message, ReplyTo};
 pub use reason::ExitReason;
+pub use registry::{
+    Backend, NameConflict, Registry, RegistryError, KEEPER_NAME, REPLICA_NAME, SYNC_EVERY,
+};
 
 #[doc(hidden)]
 pub use tracing as __tracing;

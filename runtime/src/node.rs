@@ -20,6 +20,7 @@ mod calls;
 mod deadlines;
 mod links;
 mod monitors;
+mod names;
 mod remote;
 mod spawn;
 mod timers;
@@ -140,6 +141,12 @@ pub(crate) struct State {
     kicked: bool,
     pub(crate) net_tasks: Vec<AbortHandle>,
     pub(crate) listen_addr: Option<SocketAddr>,
+    /// Node-local registered names (the local registry backend's table).
+    pub(crate) names: BTreeMap<String, crate::registry::local::Named>,
+    /// The process holding the monitors of `names`.
+    pub(crate) name_keeper: Option<Pid>,
+    /// This node's cluster registry replica, once started.
+    pub(crate) cluster_registry: Option<crate::registry::cluster::Replica>,
 }
 
 impl State {
@@ -213,6 +220,9 @@ impl Node {
             kicked: false,
             net_tasks: Vec::new(),
             listen_addr: None,
+            names: BTreeMap::new(),
+            name_keeper: None,
+            cluster_registry: None,
         };
         Node {
             shared: Arc::new(Shared {

@@ -181,6 +181,16 @@ impl<M: Message> Ctx<M> {
         self.node.send(self.pid, to, msg)
     }
 
+    /// Sends to the process registered as `name` on node `node`; see [`Node::send_to_name`].
+    pub fn send_to_name<T: Message>(
+        &self,
+        node: u32,
+        name: &str,
+        msg: T,
+    ) -> Result<(), SendError<T>> {
+        self.node.send_to_name(self.pid, node, name, msg)
+    }
+
     pub async fn call<Req: Message, Resp: Message>(
         &self,
         to: Pid,

@@ -69,6 +69,12 @@ pub enum Wire {
         pid: Pid,
         reason: ExitReason,
     },
+    /// A message to whatever process is registered under `name` on the receiving node.
+    SendName {
+        from: Pid,
+        name: String,
+        payload: Vec<u8>,
+    },
 }
 
 impl Wire {
@@ -85,6 +91,7 @@ impl Wire {
             Wire::Monitor { .. } => "monitor",
             Wire::Demonitor { .. } => "demonitor",
             Wire::Down { .. } => "down",
+            Wire::SendName { .. } => "send-name",
         }
     }
 }

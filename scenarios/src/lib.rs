@@ -5,17 +5,25 @@
 //!
 //! - `ping-pong` (`ping_pong.rs`): retransmitted pings; acknowledged means delivered once.
 //! - `lost-update` (`lost_update.rs`): read-modify-write against compare-and-set.
+//! - `split-registry` (`split_registry.rs`): one holder per name after a partition heals.
+//! - `stale-registry` (`stale_registry.rs`): names of dead processes must stop resolving.
 
 mod lost_update;
 mod ping_pong;
+mod split_registry;
+mod stale_registry;
 mod wire;
 
 pub use lost_update::LostUpdate;
 pub use ping_pong::PingPong;
+pub use split_registry::SplitRegistry;
+pub use stale_registry::StaleRegistry;
 
 /// Every scenario of the project, in listing order.
 pub fn catalogue() -> groundhog_sim::Catalogue {
     groundhog_sim::Catalogue::new()
         .with(PingPong)
         .with(LostUpdate)
+        .with(StaleRegistry)
+        .with(SplitRegistry)
 }

@@ -1,7 +1,9 @@
-//! The actor runtime under whole simulations: ordering, monitors, calls under node failure.
+//! The actor runtime under whole simulations: ordering, monitors, calls under node failure,
+//! supervision against a model, the registry.
 
 mod calls;
 mod cluster;
 mod fifo;
 mod monitors;
+mod registry;
 mod supervision;

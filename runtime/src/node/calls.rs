@@ -9,7 +9,7 @@ use crate::wire::{self, Wire, WireError, MAX_PAYLOAD};
 use crate::{event, CallError, Message, Pid, Ref, SendError};
 
 /// Encodes a user message for the network, within the payload limit.
-fn encode<T: Message>(to: Pid, msg: T) -> Result<(Vec<u8>, T), SendError<T>> {
+pub(super) fn encode<T: Message>(to: Pid, msg: T) -> Result<(Vec<u8>, T), SendError<T>> {
     match wire::encode(&msg) {
         Ok(bytes) if bytes.len() <= MAX_PAYLOAD => Ok((bytes, msg)),
         Ok(bytes) => Err(SendError::TooLarge {

@@ -130,6 +130,11 @@ impl State {
                 reason,
                 ..
             } => self.fire_down(reference, pid, reason),
+            Wire::SendName {
+                from,
+                name,
+                payload,
+            } => self.deliver_to_name(from, &name, Payload::Remote(payload)),
         }
     }
 

@@ -1,0 +1,105 @@
+//! The process registry: names for processes, over a small [`Backend`] trait.
+//!
+//! [`Registry`] is the one API (`register`, `unregister`, `whereis`, `registered`); it only ever
+//! goes through its backend. Two backends:
+//!
+//! - [`Registry::local`]: names of this node's processes, in the node's own table (the table
+//!   [`Node::send_to_name`] resolves). A keeper process monitors every registered pid.
+//! - [`Registry::cluster`]: names consistent across the cluster. One replica process per node;
+//!   each node owns the names of its own processes and pushes them to every peer's replica.
+//!
+//! In both, a name disappears when its process dies or its node is declared down, driven by the
+//! monitor the registry holds on it (no polling): an entry is visible only while that monitor is
+//! live, so `whereis` never returns a pid whose `Down` the registry has been given. See
+//! `docs/semantics.md` (Registry) for the guarantees during a partition and after a heal.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Node, Pid};
+
+pub(crate) mod cluster;
+pub(crate) mod local;
+
+pub use cluster::{REPLICA_NAME, SYNC_EVERY};
+pub use local::KEEPER_NAME;
+
+/// Why a registry operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("`{name}` is already registered to {holder}")]
+    AlreadyRegistered { name: String, holder: Pid },
+    #[error("{0} is not alive")]
+    NotAlive(Pid),
+    /// A backend only registers processes of its own node (their node owns their names).
+    #[error("{pid} is not a process of node {node}")]
+    NotLocal { pid: Pid, node: u32 },
+    #[error("`{0}` is not registered here")]
+    NotRegistered(String),
+    /// The registry's process could not be started (the node is shutting down).
+    #[error("the registry process is not running")]
+    NoRegistry,
+}
+
+/// Sent to a process that lost its name when a partition healed: `winner` holds it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameConflict {
+    pub name: String,
+    pub winner: Pid,
+}
+
+/// Where a registry keeps its names. Every method is synchronous: reads come from a table,
+/// never from a queue behind the registry's mailbox.
+pub trait Backend: Send + Sync {
+    /// Names `pid`, a live process of this backend's node.
+    fn register(&self, name: &str, pid: Pid) -> Result<(), RegistryError>;
+    /// Removes `name` (registered from this node); returns who held it.
+    fn unregister(&self, name: &str) -> Result<Pid, RegistryError>;
+    fn whereis(&self, name: &str) -> Option<Pid>;
+    /// Every visible name, in name order.
+    fn registered(&self) -> Vec<(String, Pid)>;
+}
+
+/// A handle on a registry; cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    backend: Arc<dyn Backend>,
+}
+
+impl Registry {
+    /// Any backend, e.g. a test double.
+    pub fn new(backend: Arc<dyn Backend>) -> Registry {
+        Registry { backend }
+    }
+
+    /// This node's local names (also what [`Node::send_to_name`] resolves).
+    pub fn local(node: &Node) -> Registry {
+        Registry::new(Arc::new(local::LocalBackend::new(node.clone())))
+    }
+
+    /// The cluster registry, through this node's replica (started on first use, and restarted
+    /// if it crashed). Call it again in a restarted node's program.
+    pub fn cluster(node: &Node) -> Registry {
+        Registry::new(Arc::new(cluster::ClusterBackend::new(node.clone())))
+    }
+
+    pub fn register(&self, name: &str, pid: Pid) -> Result<(), RegistryError> {
+        self.backend.register(name, pid)
+    }
+
+    pub fn unregister(&self, name: &str) -> Result<Pid, RegistryError> {
+        self.backend.unregister(name)
+    }
+
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.backend.whereis(name)
+    }
+
+    pub fn registered(&self) -> Vec<(String, Pid)> {
+        self.backend.registered()
+    }
+}
+
+#[cfg(test)]
+mod tests;
