@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 
 const NODES: u32 = 3;
 const NAMES: [&str; 3] = ["leader", "primary", "scheduler"];
-const HEARTBEAT: Duration = Duration::from_millis(100);
-const DOWN_AFTER: Duration = Duration::from_millis(1_000);
-const WORKLOAD_MS: u64 = 6_000;
+const HEARTBEAT: Duration = Duration::from_millis(40);
+const DOWN_AFTER: Duration = Duration::from_millis(200);
+const WORKLOAD_MS: u64 = 4_000;
 /// The node-local name of the flawed variant's replica.
 const FLAWED_REPLICA: &str = "split.replica";
 
