@@ -5,17 +5,22 @@
 //!
 //! - `ping-pong` (`ping_pong.rs`): retransmitted pings; acknowledged means delivered once.
 //! - `lost-update` (`lost_update.rs`): read-modify-write against compare-and-set.
+//! - `supervisor-limits` (`supervisor_limits.rs`): a crash loop under the test suite's lenient
+//!   restart limits against production's (Fix #4).
 
 mod lost_update;
 mod ping_pong;
+mod supervisor_limits;
 mod wire;
 
 pub use lost_update::LostUpdate;
 pub use ping_pong::PingPong;
+pub use supervisor_limits::SupervisorLimits;
 
 /// Every scenario of the project, in listing order.
 pub fn catalogue() -> groundhog_sim::Catalogue {
     groundhog_sim::Catalogue::new()
         .with(PingPong)
         .with(LostUpdate)
+        .with(SupervisorLimits)
 }
