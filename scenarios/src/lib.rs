@@ -7,12 +7,16 @@
 //! - `lost-update` (`lost_update.rs`): read-modify-write against compare-and-set.
 //! - `supervisor-limits` (`supervisor_limits.rs`): a crash loop under the test suite's lenient
 //!   restart limits against production's (Fix #4).
+//! - `blocking-call` (`blocking_call.rs`): a server blocking its loop on a slow request against
+//!   a deferred reply from a supervised task (Fix #1).
 
+mod blocking_call;
 mod lost_update;
 mod ping_pong;
 mod supervisor_limits;
 mod wire;
 
+pub use blocking_call::BlockingCall;
 pub use lost_update::LostUpdate;
 pub use ping_pong::PingPong;
 pub use supervisor_limits::SupervisorLimits;
@@ -23,4 +27,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(PingPong)
         .with(LostUpdate)
         .with(SupervisorLimits)
+        .with(BlockingCall)
 }
