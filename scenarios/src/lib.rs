@@ -9,14 +9,18 @@
 //!   restart limits against production's (Fix #4).
 //! - `blocking-call` (`blocking_call.rs`): a server blocking its loop on a slow request against
 //!   a deferred reply from a supervised task (Fix #1).
+//! - `leaked-timer` (`leaked_timer.rs`): a restarted cache's cleanup ticker that outlives it
+//!   against a timer owned by the process (Fix #5).
 
 mod blocking_call;
+mod leaked_timer;
 mod lost_update;
 mod ping_pong;
 mod supervisor_limits;
 mod wire;
 
 pub use blocking_call::BlockingCall;
+pub use leaked_timer::LeakedTimer;
 pub use lost_update::LostUpdate;
 pub use ping_pong::PingPong;
 pub use supervisor_limits::SupervisorLimits;
@@ -28,4 +32,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(LostUpdate)
         .with(SupervisorLimits)
         .with(BlockingCall)
+        .with(LeakedTimer)
 }
