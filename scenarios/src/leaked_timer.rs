@@ -10,8 +10,8 @@
 //! Invariants:
 //! - `timers-bounded` (safety, checked as the run goes): the node has at most one live timer
 //!   (the cache's cleanup), however often the cache restarts.
-//! - `table-bounded` (safety): the table holds at most what the writes of one TTL and one
-//!   cleanup interval can put there.
+//! - `table-bounded` (safety): the table holds at most what the writes of one TTL and two
+//!   cleanup intervals can put there.
 //! - `cache-cleans-after-restarts` (liveness): after the quiet phase the cache is up and no
 //!   entry has outlived its expiry by more than three cleanup intervals.
 
@@ -32,8 +32,11 @@ const TTL: Duration = Duration::from_millis(300);
 const CLEANUP_EVERY: Duration = Duration::from_millis(100);
 /// The writer puts at most one entry per this long.
 const MIN_PUT_GAP_MS: u64 = 20;
-/// One entry per `MIN_PUT_GAP_MS` for `TTL + CLEANUP_EVERY`, and one more.
-const TABLE_MAX: usize = ((300 + 100) / MIN_PUT_GAP_MS + 1) as usize;
+/// One entry per `MIN_PUT_GAP_MS` for `TTL` and two cleanup intervals (an entry lives until the
+/// first cleanup after it expires; around a restart the next cleanup can be an interval later),
+/// and one more.
+const TABLE_MAX: usize =
+    ((TTL.as_millis() + 2 * CLEANUP_EVERY.as_millis()) as u64 / MIN_PUT_GAP_MS + 1) as usize;
 /// At most this many live timers on the node: the cache's one cleanup timer.
 const TIMERS_MAX: usize = 1;
 const CHECK_EVERY: Duration = Duration::from_millis(250);
@@ -291,5 +294,15 @@ impl Actor for Cache {
         if let Some(timer) = self.timer.take() {
             ctx.cancel_timer(timer);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_bound_is_what_ttl_and_two_cleanups_allow() {
+        assert_eq!(TABLE_MAX, 26);
     }
 }
