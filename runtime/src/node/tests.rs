@@ -328,20 +328,27 @@ async fn timers_fire_once_and_die_with_their_process() {
         return;
     }
     let node = Node::local(0, 1);
-    let (tag, cancelled) = in_process(&node, move |mut ctx| async move {
+    let (tag, cancelled, armed) = in_process(&node, move |mut ctx| async move {
         ctx.send_after(SEC, 9);
         let cancel = ctx.send_after(SEC, 10);
         let cancelled = ctx.cancel_timer(cancel);
+        let armed = ctx.node().timer_count();
         let tag = match ctx.recv_timeout(2 * SEC).await {
             Some(Event::Timer { tag, .. }) => Some(tag),
             _ => None,
         };
+        assert_eq!(
+            ctx.node().timer_count(),
+            0,
+            "a fired timer is no longer pending"
+        );
         assert!(ctx.recv_timeout(2 * SEC).await.is_none());
-        (tag, cancelled)
+        (tag, cancelled, armed)
     })
     .await;
     assert_eq!(tag, Some(9));
     assert!(cancelled);
+    assert_eq!(armed, 1, "one timer armed, one cancelled");
     // A process with a pending timer exits: the timer task is aborted with it.
     let pid = node.spawn("timed", |ctx: Ctx<u32>| async move {
         ctx.send_after(SEC, 1);

@@ -6,6 +6,12 @@ use crate::rt::{self, Duration};
 use crate::{Pid, Ref};
 
 impl Node {
+    /// Timers pending on this node: armed by a live process with `send_after`, not yet fired
+    /// or cancelled. A process's timers stop counting when it exits (they are aborted).
+    pub fn timer_count(&self) -> usize {
+        self.lock().procs.values().map(|e| e.timers.len()).sum()
+    }
+
     pub(crate) fn send_after(&self, pid: Pid, after: Duration, tag: u64) -> Option<Ref> {
         let mut st = self.lock();
         let reference = st.make_ref();
