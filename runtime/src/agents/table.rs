@@ -157,8 +157,12 @@ impl Table {
             }
             remove_from(&mut self.by_health, &old.health, &id);
             remove_from(&mut self.by_node, &old.node, &id);
+            // A batch may hand this pid to another agent committed just before (changes commit
+            // in id order), so only drop the index entry if it is still this agent's.
             if let Some(pid) = old.pid {
-                self.by_pid.remove(&pid);
+                if self.by_pid.get(&pid) == Some(&id) {
+                    self.by_pid.remove(&pid);
+                }
             }
         }
         if let Some(new) = value {

@@ -376,3 +376,28 @@ async fn health_reports_name_agents_by_pid_and_reads_skip_the_queue() {
     .await;
     reg.check_invariants().unwrap();
 }
+
+/// Found by the model test: an agent giving up its pid and another taking it in the same batch
+/// (the taker sorting first) must leave the pid index naming the taker.
+#[rt::test]
+async fn a_pid_can_move_between_agents_in_one_batch() {
+    let node = Node::local(0, 1);
+    let reg = AgentRegistry::start(&node, None, Config::default())
+        .await
+        .unwrap();
+    let r = reg.clone();
+    in_process(&node, move |ctx| async move {
+        let worker = ctx.pid();
+        r.register(&ctx, Agent::new("f", 0).pid(worker), SEC)
+            .await
+            .unwrap();
+        let batch = vec![
+            Op::Update(Agent::new("f", 0)),
+            Op::Register(Agent::new("b", 0).pid(worker)),
+        ];
+        r.transact(&ctx, batch, SEC).await.unwrap();
+        assert_eq!(r.get_by_pid(worker).map(|a| a.id), Some("b".to_string()));
+    })
+    .await;
+    reg.check_invariants().unwrap();
+}
