@@ -18,8 +18,9 @@ use groundhog_runtime::agents::{
 use groundhog_runtime::rt::Duration;
 use groundhog_runtime::supervisor::which_children;
 use groundhog_runtime::{Ctx as RtCtx, Event, ExitReason, Node, Pid};
+use groundhog_scenarios::TransactionRollback;
 use groundhog_sim::{
-    BoxFuture, Ctx, FaultMix, FaultPlan, Outcome, Scenario, Setup, Sim, Violation,
+    BoxFuture, Check, Ctx, FaultMix, FaultPlan, Outcome, Scenario, Setup, Sim, Violation,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -181,6 +182,9 @@ fn scanned(reg: &AgentRegistry, pred: impl Fn(&Agent) -> bool, page_size: usize)
     }
 }
 
+/// Which agents an index should hold.
+type Matcher = Box<dyn Fn(&Agent) -> bool>;
+
 /// Everything the registry shows must equal the model.
 fn compare(reg: &AgentRegistry, model: &Model, page_size: usize) -> Result<(), String> {
     reg.check_invariants()?;
@@ -196,7 +200,7 @@ fn compare(reg: &AgentRegistry, model: &Model, page_size: usize) -> Result<(), S
             model.version
         ));
     }
-    let mut indexes: Vec<(Index, Box<dyn Fn(&Agent) -> bool>)> = Vec::new();
+    let mut indexes: Vec<(Index, Matcher)> = Vec::new();
     for c in CAPS {
         indexes.push((
             Index::Capability(c.into()),
@@ -409,4 +413,34 @@ fn agent_registry_matches_its_model() {
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+/// The `transaction-rollback` scenario: the fixed variant (one `transact` per batch) keeps the
+/// table at whole-batch states under failing ops, mid-batch registry crashes at every drawn op
+/// index, killed writers and node crashes, deterministically; the flawed one (one call per op)
+/// is caught on the first seed.
+#[test]
+fn transaction_rollback_fixed_holds_and_flawed_is_caught() {
+    if !simulated() {
+        return;
+    }
+    let summary = Check::new(&TransactionRollback)
+        .variant("fixed")
+        .seeds(0..40)
+        .determinism(true)
+        .run();
+    assert_eq!(summary.seeds_run, 40);
+    let found = Check::new(&TransactionRollback)
+        .variant("flawed")
+        .seeds(0..1)
+        .expect_failure();
+    assert!(
+        matches!(&found.outcome, Outcome::Violated(v) if v.invariant == "never-between-batches"),
+        "{}",
+        found.summary
+    );
+    assert_eq!(
+        found.repro,
+        "groundhog replay transaction-rollback --variant flawed --seed 0"
+    );
 }
