@@ -44,24 +44,28 @@ impl Server {
             }
             Err((index, error)) => {
                 let op = &ops[index];
-                let rejected = Rejected {
+                Err(self.abort(Rejected {
                     index,
                     op: op.kind(),
                     agent: op.agent_id().to_string(),
                     error,
-                };
-                let error = rejected.error.to_string();
-                event!(
-                    "agents-abort",
-                    node = node,
-                    index = index,
-                    op = %rejected.op,
-                    agent = rejected.agent.as_str(),
-                    error = error.as_str()
-                );
-                Err(rejected)
+                }))
             }
         }
+    }
+
+    /// Traces a refused batch (nothing of it was applied).
+    fn abort(&self, rejected: Rejected) -> Rejected {
+        let error = rejected.error.to_string();
+        event!(
+            "agents-abort",
+            node = self.shared.node,
+            index = rejected.index,
+            op = %rejected.op,
+            agent = rejected.agent.as_str(),
+            error = error.as_str()
+        );
+        rejected
     }
 
     fn handle_request(&self, request: Request) -> Result<Receipt, Rejected> {
@@ -74,12 +78,12 @@ impl Server {
                         Some(id) => id.clone(),
                         None => {
                             let agent = pid.to_string();
-                            return Err(Rejected {
+                            return Err(self.abort(Rejected {
                                 index: 0,
                                 op: super::OpKind::SetHealth,
                                 error: OpError::NotFound(agent.clone()),
                                 agent,
-                            });
+                            }));
                         }
                     },
                 };
