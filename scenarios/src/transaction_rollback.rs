@@ -344,6 +344,7 @@ async fn writer(ctx: RtCtx<()>, reg: AgentRegistry, world: Shared, flawed: bool)
             (Err(TxError::Op { index, .. }), Err(i)) if !flawed && index != i => Some(format!(
                 "the error names op {index}, but op {i} is the one that fails"
             )),
+            (Err(e @ TxError::Op { .. }), Ok(_)) => Some(format!("a valid batch was refused: {e}")),
             (Err(e), _) if applied => Some(format!("the batch was applied but reported {e}")),
             _ => None,
         };
