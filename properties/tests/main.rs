@@ -4,6 +4,7 @@
 //! Simulation-only: in the real build (no `--cfg madsim`) worlds cannot be created, and each test
 //! returns early; the scenarios crate's `real_build` test covers that build's behaviour.
 
+mod agents;
 mod plans;
 mod registry_model;
 mod runtime;

@@ -9,6 +9,8 @@
 //! - [`Actor`] (`actor.rs`): a handler with `init`, `handle` and `terminate` over a process.
 //! - Names: [`Registry`] over a [`Backend`] (`registry.rs`, `registry/`): local or cluster-wide.
 //! - Supervision: [`supervisor`] (static, dynamic and task supervisors).
+//! - [`agents`]: the agent registry (indexes, paged reads off the writer's path, atomic
+//!   transactions).
 //! - Distribution: frames and codec in [`wire`], per-peer reliable sessions in `session.rs`,
 //!   the network tasks in `net.rs`.
 //!
@@ -39,6 +41,7 @@ pub mod rt;
 pub mod trace;
 
 mod actor;
+pub mod agents;
 mod error;
 mod mailbox;
 mod net;
@@ -52,6 +55,7 @@ pub mod supervisor;
 pub mod wire;
 
 pub use actor::{start_actor, Actor, Flow};
+pub use agents::AgentRegistry;
 pub use error::{CallError, SendError, StartError};
 pub use node::{Node, NodeConfig, SpawnOpts, DIST_PORT};
 pub use pid::{Pid, Ref};

@@ -13,6 +13,8 @@
 //!   a deferred reply from a supervised task (Fix #1).
 //! - `leaked-timer` (`leaked_timer.rs`): a restarted cache's cleanup ticker that outlives it
 //!   against a timer owned by the process (Fix #5).
+//! - `transaction-rollback` (`transaction_rollback.rs`): agent-registry batches that fail or
+//!   crash halfway; one call per op against an atomic transaction.
 
 mod blocking_call;
 mod leaked_timer;
@@ -21,6 +23,7 @@ mod ping_pong;
 mod split_registry;
 mod stale_registry;
 mod supervisor_limits;
+mod transaction_rollback;
 mod wire;
 
 pub use blocking_call::BlockingCall;
@@ -30,6 +33,7 @@ pub use ping_pong::PingPong;
 pub use split_registry::SplitRegistry;
 pub use stale_registry::StaleRegistry;
 pub use supervisor_limits::SupervisorLimits;
+pub use transaction_rollback::TransactionRollback;
 
 /// Every scenario of the project, in listing order.
 pub fn catalogue() -> groundhog_sim::Catalogue {
@@ -41,4 +45,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(SupervisorLimits)
         .with(BlockingCall)
         .with(LeakedTimer)
+        .with(TransactionRollback)
 }

@@ -1,0 +1,379 @@
+//! `transaction-rollback` (the seeds' Fix #3): a writer applies batches of agent-registry
+//! operations (register, update, set-health, unregister) drawn from the seed; some batches
+//! contain an op that fails (a duplicate register, an update of a missing agent, ...), some are
+//! interrupted by a crash of the registry process before a drawn op (the registry's
+//! fault-injection hook), and the plan kills the writer (`kill-process`) or crashes the node.
+//! Invariant, checked by a reader every few milliseconds, by the writer after each batch, and
+//! after the quiet phase: the table equals the state before or after each whole batch, never a
+//! state in between; and a failed batch's error names the failing op.
+//!
+//! - `flawed`: the client applies a "transaction" as one call per op (the seeds'
+//!   `atomic_transaction`, which serialized ops but never rolled back): a failing op, a crash
+//!   or a killed writer leaves the batch's earlier ops applied.
+//! - `fixed`: one [`AgentRegistry::transact`] per batch: all or nothing.
+//!
+//! A node crash loses the registry's table (it lives in the node's memory) along with every
+//! caller; the restarted node starts from the empty table, which the invariant then expects.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::channel::oneshot;
+use futures::future::{self, Either};
+use groundhog_runtime::agents::{Agent, AgentRegistry, Config, Health, Op, TxError};
+use groundhog_runtime::rt::{self, ChaCha8Rng, Duration};
+use groundhog_runtime::{Ctx as RtCtx, ExitReason, Node, Pid};
+use groundhog_sim::{BoxFuture, Ctx, FaultKind, FaultMix, Scenario, Setup, Violation};
+use rand::Rng;
+
+const NODE: u32 = 0;
+const BATCHES: usize = 40;
+const IDS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_EVERY: Duration = Duration::from_millis(7);
+const WHOLE_TABLE: usize = 1_000;
+
+type Table = BTreeMap<String, Agent>;
+
+#[derive(Debug, Clone)]
+struct Batch {
+    ops: Vec<Op>,
+    /// The registry crashes before this op (if the batch gets that far).
+    crash_before: Option<usize>,
+    pause: Duration,
+}
+
+#[derive(Default)]
+struct World {
+    rng: Option<ChaCha8Rng>,
+    /// Batches started so far.
+    next: usize,
+    reg: Option<AgentRegistry>,
+    /// The table before the batch in flight (or now, when none is).
+    before: Table,
+    /// The table after the batch in flight, if it applies whole.
+    after: Option<Table>,
+    /// Arms the registry's crash hook: it panics before op `k` of the next batch.
+    arm: Option<usize>,
+    violation: Option<(String, String)>,
+}
+
+type Shared = Arc<Mutex<World>>;
+
+fn lock(w: &Shared) -> MutexGuard<'_, World> {
+    w.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct TransactionRollback;
+
+impl Scenario for TransactionRollback {
+    fn name(&self) -> &'static str {
+        "transaction-rollback"
+    }
+
+    fn about(&self) -> &'static str {
+        "batches of registry ops fail or crash halfway; the table is never between two batches"
+    }
+
+    fn variants(&self) -> &'static [&'static str] {
+        &["fixed", "flawed"]
+    }
+
+    fn setup(&self) -> Setup {
+        let faults = FaultMix {
+            kinds: vec![FaultKind::KillProcess, FaultKind::CrashNode],
+            intensity: 0.3,
+            window_ms: 3_000,
+            processes: vec![(NODE, "writer".to_string())],
+        };
+        Setup::new(1, faults).seed_budget(20)
+    }
+
+    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+        Box::pin(drive(ctx))
+    }
+}
+
+/// The next batch, drawn from the seed's workload stream against the current table. With
+/// probability 0.9 an op targets an id that is valid at that point of the batch (a new id to
+/// register, a present one otherwise), else any id, so some batches fail at a drawn op; a
+/// quarter of the batches also crash before a drawn op.
+fn draw_batch(rng: &mut impl Rng, table: &Table) -> Batch {
+    fn health(rng: &mut impl Rng) -> Health {
+        match rng.gen_range(0..3) {
+            0 => Health::Healthy,
+            1 => Health::Degraded,
+            _ => Health::Unhealthy,
+        }
+    }
+    let mut present: BTreeSet<&str> = table.keys().map(String::as_str).collect();
+    let len = rng.gen_range(2..=4);
+    let ops: Vec<Op> = (0..len)
+        .map(|_| {
+            let kind = rng.gen_range(0..10);
+            let pool: Vec<&str> = IDS
+                .iter()
+                .copied()
+                .filter(|id| present.contains(id) != (kind <= 3))
+                .collect();
+            let id = if rng.gen_bool(0.9) && !pool.is_empty() {
+                pool[rng.gen_range(0..pool.len())]
+            } else {
+                IDS[rng.gen_range(0..IDS.len())]
+            };
+            let agent = Agent::new(id, rng.gen_range(0..3))
+                .capability(["x", "y"][rng.gen_range(0..2)])
+                .health(health(rng));
+            match kind {
+                0..=3 => {
+                    present.insert(id);
+                    Op::Register(agent)
+                }
+                4..=5 => Op::Update(agent),
+                6..=7 => Op::SetHealth {
+                    id: id.to_string(),
+                    health: health(rng),
+                },
+                _ => {
+                    present.remove(id);
+                    Op::Unregister(id.to_string())
+                }
+            }
+        })
+        .collect();
+    let crash_before = rng.gen_bool(0.25).then(|| rng.gen_range(0..len));
+    Batch {
+        ops,
+        crash_before,
+        pause: Duration::from_millis(rng.gen_range(20..80)),
+    }
+}
+
+/// The batch applied to `table` by the rules the registry documents: the new table, or the
+/// index of the first failing op.
+fn model(table: &Table, ops: &[Op]) -> Result<Table, usize> {
+    let mut next = table.clone();
+    for (i, op) in ops.iter().enumerate() {
+        let ok = match op {
+            Op::Register(a) => next.insert(a.id.clone(), a.clone()).is_none(),
+            Op::Update(a) => next.insert(a.id.clone(), a.clone()).is_some(),
+            Op::SetHealth { id, health } => next.get_mut(id).map(|a| a.health = *health).is_some(),
+            Op::Unregister(id) => next.remove(id).is_some(),
+        };
+        if !ok {
+            return Err(i);
+        }
+    }
+    Ok(next)
+}
+
+fn snapshot(reg: &AgentRegistry) -> Table {
+    // One page under one read lock: one committed state.
+    let page = reg
+        .scan(|_| true, None, WHOLE_TABLE)
+        .expect("the page size is not zero");
+    page.items.into_iter().map(|a| (a.id.clone(), a)).collect()
+}
+
+fn describe(t: &Table) -> String {
+    let agents: Vec<String> = t
+        .values()
+        .map(|a| format!("{}@{}:{:?}", a.id, a.node, a.health))
+        .collect();
+    format!("[{}]", agents.join(" "))
+}
+
+/// Whether the registry's table is a whole-batch state; the explanation when not.
+fn check_table(w: &World) -> Result<(), String> {
+    let Some(reg) = &w.reg else {
+        return Ok(());
+    };
+    let now = snapshot(reg);
+    if now == w.before || w.after.as_ref() == Some(&now) {
+        return Ok(());
+    }
+    Err(format!(
+        "batch {}: table {} is neither the state before it {} nor after it {}",
+        w.next.saturating_sub(1),
+        describe(&now),
+        describe(&w.before),
+        w.after.as_ref().map_or("(fails)".into(), describe),
+    ))
+}
+
+fn record(world: &Shared, invariant: &str, msg: String) {
+    let mut w = lock(world);
+    if w.violation.is_none() {
+        w.violation = Some((invariant.to_string(), msg));
+    }
+}
+
+async fn drive(ctx: Ctx) -> Result<(), Violation> {
+    let flawed = ctx.variant() == "flawed";
+    let world: Shared = Arc::default();
+    lock(&world).rng = Some(ctx.rng());
+    {
+        let world = world.clone();
+        ctx.start_node(NODE, move |node| {
+            let world = world.clone();
+            async move {
+                let rt_node = Node::local(NODE, node.incarnation());
+                let hook_world = world.clone();
+                let config = Config::default()
+                    .scan_budget(WHOLE_TABLE)
+                    .intensity(1_000, Duration::from_secs(1))
+                    .crash_before_op(move |i, _| {
+                        let mut w = lock(&hook_world);
+                        let fire = w.arm == Some(i);
+                        if fire {
+                            w.arm = None;
+                        }
+                        fire
+                    });
+                let reg = AgentRegistry::start(&rt_node, None, config)
+                    .await
+                    .expect("a fresh node starts its registry");
+                {
+                    // A node restart: the table and every caller were lost with the node.
+                    let mut w = lock(&world);
+                    w.reg = Some(reg.clone());
+                    w.before = Table::new();
+                    w.after = None;
+                    w.arm = None;
+                }
+                let (done_tx, done_rx) = oneshot::channel::<()>();
+                let writer_world = world.clone();
+                let pid = rt_node.spawn("writer", move |ctx: RtCtx<()>| async move {
+                    writer(ctx, reg, writer_world, flawed).await;
+                    let _ = done_tx.send(());
+                    ExitReason::Normal
+                });
+                // The plan's `kill-process writer` aborts this task; dropping it kills the
+                // writer process wherever it is, in the middle of a batch or not.
+                let guard = KillOnDrop { node: rt_node, pid };
+                node.spawn_process("writer", async move {
+                    let _guard = guard;
+                    let _ = done_rx.await;
+                });
+            }
+        });
+    }
+    let quiet = ctx.quiesce();
+    futures::pin_mut!(quiet);
+    loop {
+        let tick = rt::sleep(READ_EVERY);
+        futures::pin_mut!(tick);
+        let quiet_now = matches!(future::select(quiet.as_mut(), tick).await, Either::Left(_));
+        let (table, violation) = {
+            let w = lock(&world);
+            (check_table(&w), w.violation.clone())
+        };
+        if let Some((invariant, msg)) = violation {
+            return ctx.check(&invariant, false, || msg);
+        }
+        if let Err(msg) = table {
+            return ctx.check("never-between-batches", false, || msg);
+        }
+        if quiet_now {
+            break;
+        }
+    }
+    let w = lock(&world);
+    ctx.note(&format!("batches started={} of {BATCHES}", w.next));
+    ctx.check(
+        "never-between-batches-after-quiet",
+        check_table(&w).is_ok(),
+        || check_table(&w).unwrap_err(),
+    )
+}
+
+struct KillOnDrop {
+    node: Node,
+    pid: Pid,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.node.exit(self.pid, self.pid, ExitReason::Kill);
+    }
+}
+
+async fn writer(ctx: RtCtx<()>, reg: AgentRegistry, world: Shared, flawed: bool) {
+    loop {
+        let (n, batch) = {
+            let mut w = lock(&world);
+            if w.next >= BATCHES {
+                return;
+            }
+            let before = w.before.clone();
+            let n = w.next;
+            let rng = w.rng.as_mut().expect("set before the node starts");
+            (n, draw_batch(rng, &before))
+        };
+        rt::sleep(batch.pause).await;
+        let (before, expected) = {
+            let mut w = lock(&world);
+            let expected = model(&w.before, &batch.ops);
+            w.after = expected.clone().ok();
+            w.next = n + 1;
+            (w.before.clone(), expected)
+        };
+        let result = if flawed {
+            per_op_calls(&ctx, &reg, &world, &batch).await
+        } else {
+            lock(&world).arm = batch.crash_before;
+            reg.transact(&ctx, batch.ops.clone(), CALL_TIMEOUT)
+                .await
+                .map(|_| ())
+        };
+        let now = snapshot(&reg);
+        {
+            let mut w = lock(&world);
+            w.arm = None;
+            if let Err(msg) = check_table(&w) {
+                drop(w);
+                return record(&world, "never-between-batches", msg);
+            }
+            w.before = now.clone();
+            w.after = None;
+        }
+        let applied = Some(&now) == expected.as_ref().ok() && now != before;
+        let wrong = match (&result, &expected) {
+            (Ok(()), Ok(after)) if now == *after => None,
+            (Ok(()), _) => Some("committed, but the table is not the batch's result".into()),
+            (Err(TxError::Op { index, .. }), Err(i)) if !flawed && index != i => Some(format!(
+                "the error names op {index}, but op {i} is the one that fails"
+            )),
+            (Err(e @ TxError::Op { .. }), Ok(_)) => Some(format!("a valid batch was refused: {e}")),
+            (Err(e), _) if applied => Some(format!("the batch was applied but reported {e}")),
+            _ => None,
+        };
+        if let Some(msg) = wrong {
+            return record(
+                &world,
+                "errors-name-the-failing-op",
+                format!("batch {n}: {msg}"),
+            );
+        }
+        if matches!(result, Err(TxError::RegistryDown(_) | TxError::NotRunning)) {
+            // Give the supervisor a moment to restart the registry.
+            rt::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// The flaw: each op its own call, with no undo when a later one fails.
+async fn per_op_calls(
+    ctx: &RtCtx<()>,
+    reg: &AgentRegistry,
+    world: &Shared,
+    batch: &Batch,
+) -> Result<(), TxError> {
+    for (i, op) in batch.ops.iter().enumerate() {
+        if batch.crash_before == Some(i) {
+            lock(world).arm = Some(0);
+        }
+        reg.transact(ctx, vec![op.clone()], CALL_TIMEOUT).await?;
+    }
+    Ok(())
+}
