@@ -190,6 +190,8 @@ struct PlanArgs {
 
 /// Parses the process's arguments, runs, and exits with the documented code.
 pub fn main(catalogue: Catalogue) -> ExitCode {
+    // A panic inside a run is recorded (exit reason or outcome); printing it is noise.
+    crate::quiet_panics_in_runs();
     let code = run(
         &catalogue,
         std::env::args_os(),

@@ -289,6 +289,7 @@ impl Sim {
         let recorder = Recorder::new(self.keep_trace);
         let started: Nodes = Arc::default();
         let processes: Processes = Arc::default();
+        let _in_run = InRun::enter();
         let run = tracing::subscriber::with_default(recorder.clone(), || {
             catch_unwind(AssertUnwindSafe(|| {
                 world.block_on(async {
@@ -350,6 +351,43 @@ impl Sim {
             repro_flags: self.repro_flags(),
         })
     }
+}
+
+thread_local! {
+    /// Whether this thread is inside [`Sim::run`]. Only [`quiet_panics_in_runs`] reads it; it
+    /// never affects a simulation.
+    static IN_RUN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the current thread as running a simulation until dropped.
+struct InRun(bool);
+
+impl InRun {
+    fn enter() -> InRun {
+        InRun(IN_RUN.with(|f| f.replace(true)))
+    }
+}
+
+impl Drop for InRun {
+    fn drop(&mut self) {
+        IN_RUN.with(|f| f.set(self.0));
+    }
+}
+
+/// Installs a panic hook that stays silent for panics inside a simulation run and hands every
+/// other panic to the hook installed before.
+///
+/// Inside a run nothing is lost by this: a panicking process exits with `Error("panic: ...")`,
+/// which the trace records, and a panicking driver makes the run's outcome `Panicked` with the
+/// message. Without it, a sweep over a scenario that injects crashes as panics prints a message
+/// (and, with `RUST_BACKTRACE`, a backtrace) per crash. The `groundhog` CLI installs it.
+pub fn quiet_panics_in_runs() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !IN_RUN.with(|f| f.get()) {
+            previous(info);
+        }
+    }));
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

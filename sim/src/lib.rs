@@ -32,7 +32,7 @@ mod trace;
 
 pub use check::{check_determinism, Divergence};
 pub use fault::{Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanNet, TimedFault};
-pub use harness::{HarnessError, Outcome, Report, Sim};
+pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim};
 pub use prove::{provable, Found, Proof, Prove, RangeSearch};
 pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};
 pub use seeds::{SeedRange, Shard};
