@@ -1,7 +1,7 @@
 //! Fixed variants hold their invariants under arbitrary fault plans, not only generated ones, and
 //! every such run is deterministic.
 
-use groundhog_scenarios::{LostUpdate, PingPong};
+use groundhog_scenarios::{BlockingCall, LeakedTimer, LostUpdate, PingPong, SupervisorLimits};
 use groundhog_sim::{Scenario, Sim};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -9,7 +9,11 @@ use proptest::test_runner::TestRunner;
 use crate::{config, run_with_plan, simulated, strategies};
 
 fn fixed_passes_any_plan(scenario: &dyn Scenario, nodes: u32) {
-    let mut runner = TestRunner::new(config(128, file!()));
+    fixed_passes_plans(scenario, nodes, 128);
+}
+
+fn fixed_passes_plans(scenario: &dyn Scenario, nodes: u32, cases: u32) {
+    let mut runner = TestRunner::new(config(cases, file!()));
     let result = runner.run(
         &(strategies::plan(nodes, 3_000, 10), 0u64..1_000),
         |(plan, seed)| {
@@ -39,6 +43,16 @@ fn fixed_ping_pong_holds_under_any_plan() {
 fn fixed_lost_update_holds_under_any_plan() {
     if simulated() {
         fixed_passes_any_plan(&LostUpdate, 4);
+    }
+}
+
+/// The single-node catalogue scenarios: crashes, pauses and restarts at arbitrary times.
+#[test]
+fn fixed_single_node_scenarios_hold_under_any_plan() {
+    if simulated() {
+        fixed_passes_plans(&SupervisorLimits, 1, 32);
+        fixed_passes_plans(&BlockingCall, 1, 32);
+        fixed_passes_plans(&LeakedTimer, 1, 32);
     }
 }
 
