@@ -27,6 +27,14 @@
 //! | `restart`            | `node`, `sup`, `child`, `reason`                    | a supervisor is restarting after a child's exit    |
 //! | `escalate`           | `node`, `sup`, `reason`                             | a supervisor reached its restart intensity and exits |
 //! | `task-failed`        | `node`, `sup` (supervised tasks), `task`, `reason`  | a supervised task or a node service task failed    |
+//! | `register`           | `node`, `name`, `pid`, `backend` (`local` / `cluster`) | a name was registered                          |
+//! | `unregister`         | `node`, `name`, `pid`, `backend`, `why` (`asked`, `owner-dropped`, or the `Down` reason) | a name was removed |
+//! | `name-conflict`      | `node`, `name`, `winner`, `loser`                   | after a heal, two holders of a name: the earlier registration won |
+//! | `registry-replica`   | `node`, `pid`, `names`                              | a cluster registry replica (re)started             |
+//! | `agents-start`       | `node`, `pid`, `version`                            | the agent registry process (re)started on the committed table |
+//! | `agents-commit`      | `node`, `tx`, `ops`, `entries`                      | a transaction committed as one step                |
+//! | `agents-abort`       | `node`, `index`, `op`, `agent`, `error`             | a transaction was refused at op `index`; nothing applied |
+//! | `agents-crash-injected` | `node`, `index`                                  | the fault-injection hook crashed the registry before op `index` |
 //! | `fault`              | `fault` and the fault's own fields                  | the harness applied a fault                        |
 //! | `check`              | `invariant`, `result` (`ok` / `violated`)           | an invariant was evaluated                         |
 //! | `note`               | `node` (optional), `msg`                            | a scenario's own remark                            |
