@@ -8,6 +8,7 @@
 //!   Identifiers in `pid.rs`, exit reasons in `reason.rs`, typed errors in `error.rs`.
 //! - [`Actor`] (`actor.rs`): a handler with `init`, `handle` and `terminate` over a process.
 //! - Supervision: [`supervisor`] (static, dynamic and task supervisors).
+//! - [`agent_monitor`]: one supervised monitor per agent, reporting its health exactly once dead.
 //! - Distribution: frames and codec in [`wire`], per-peer reliable sessions in `session.rs`,
 //!   the network tasks in `net.rs`.
 //!
@@ -38,6 +39,7 @@ pub mod rt;
 pub mod trace;
 
 mod actor;
+pub mod agent_monitor;
 mod error;
 mod mailbox;
 mod net;
