@@ -5,12 +5,15 @@
 //!
 //! - `ping-pong` (`ping_pong.rs`): retransmitted pings; acknowledged means delivered once.
 //! - `lost-update` (`lost_update.rs`): read-modify-write against compare-and-set.
+//! - `monitor-race` (`monitor_race.rs`): check-then-subscribe misses deaths; monitor first.
 
 mod lost_update;
+mod monitor_race;
 mod ping_pong;
 mod wire;
 
 pub use lost_update::LostUpdate;
+pub use monitor_race::MonitorRace;
 pub use ping_pong::PingPong;
 
 /// Every scenario of the project, in listing order.
@@ -18,4 +21,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
     groundhog_sim::Catalogue::new()
         .with(PingPong)
         .with(LostUpdate)
+        .with(MonitorRace)
 }
