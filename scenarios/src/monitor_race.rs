@@ -299,7 +299,7 @@ fn new_agents(world: &Shared, seen: &mut usize) -> Vec<Pid> {
 
 async fn fixed_watcher(mut ctx: Ctx<HealthReport>, node: Node, world: Shared) -> ExitReason {
     let config = MonitorConfig::new(ctx.pid(), Some(HealthCheck))
-        .interval(Duration::from_millis(100))
+        .interval(Duration::from_millis(300))
         .probe_timeout(CALL_TIMEOUT);
     let sup = match agent_monitor::start_supervisor(
         &node,
