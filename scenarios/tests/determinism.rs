@@ -14,7 +14,7 @@ fn the_whole_catalogue_is_deterministic() {
     let out = groundhog(&["check", "--all", "--seeds", "0..200"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(
-        stdout(&out).contains("seeds=800 failures=0 nondeterministic=0"),
+        stdout(&out).contains("seeds=1600 failures=0 nondeterministic=0"),
         "{}",
         stdout(&out)
     );
