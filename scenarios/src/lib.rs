@@ -1,24 +1,37 @@
 //! Groundhog's scenario catalogue and the `groundhog` binary.
 //!
 //! Each scenario lives in its own file and has a `flawed` variant (the buggy pattern, written in
-//! the scenario) and a `fixed` one. [`catalogue`] lists them all for the CLI.
+//! the scenario with the runtime's public API) and a `fixed` one (the runtime as designed).
+//! [`catalogue`] lists them all for the CLI; `docs/catalogue.md` describes each, with the seed
+//! that first catches its flaw.
 //!
+//! Demonstrations of the raw `rt` seam:
 //! - `ping-pong` (`ping_pong.rs`): retransmitted pings; acknowledged means delivered once.
 //! - `lost-update` (`lost_update.rs`): read-modify-write against compare-and-set.
-//! - `split-registry` (`split_registry.rs`): one holder per name after a partition heals.
-//! - `stale-registry` (`stale_registry.rs`): names of dead processes must stop resolving.
+//!
+//! The flaws of the reports in `shared/seeds/`, on the actor runtime:
+//! - `monitor-race` (`monitor_race.rs`): check alive, then subscribe to future deaths only,
+//!   against monitor first (Fix #11).
+//! - `transaction-rollback` (`transaction_rollback.rs`): agent-registry batches that fail or
+//!   crash halfway; one call per op against an atomic transaction (Fix #3).
 //! - `supervisor-limits` (`supervisor_limits.rs`): a crash loop under the test suite's lenient
 //!   restart limits against production's (Fix #4).
 //! - `blocking-call` (`blocking_call.rs`): a server blocking its loop on a slow request against
 //!   a deferred reply from a supervised task (Fix #1).
+//! - `stale-registry` (`stale_registry.rs`): a registry that bypasses its backend keeps names of
+//!   dead processes and hides names from other nodes (004 issue 1).
+//! - `orphan-task` (`orphan_task.rs`): leader announcements from an unsupervised task that
+//!   swallows errors, against calls from a supervised task (004 issues 2 and 4).
 //! - `leaked-timer` (`leaked_timer.rs`): a restarted cache's cleanup ticker that outlives it
 //!   against a timer owned by the process (Fix #5).
-//! - `transaction-rollback` (`transaction_rollback.rs`): agent-registry batches that fail or
-//!   crash halfway; one call per op against an atomic transaction.
+//! - `split-registry` (`split_registry.rs`): one holder per name after a partition heals, and
+//!   the loser told.
 
 mod blocking_call;
 mod leaked_timer;
 mod lost_update;
+mod monitor_race;
+mod orphan_task;
 mod ping_pong;
 mod split_registry;
 mod stale_registry;
@@ -29,6 +42,8 @@ mod wire;
 pub use blocking_call::BlockingCall;
 pub use leaked_timer::LeakedTimer;
 pub use lost_update::LostUpdate;
+pub use monitor_race::MonitorRace;
+pub use orphan_task::OrphanTask;
 pub use ping_pong::PingPong;
 pub use split_registry::SplitRegistry;
 pub use stale_registry::StaleRegistry;
@@ -40,10 +55,12 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
     groundhog_sim::Catalogue::new()
         .with(PingPong)
         .with(LostUpdate)
-        .with(StaleRegistry)
-        .with(SplitRegistry)
+        .with(MonitorRace)
+        .with(TransactionRollback)
         .with(SupervisorLimits)
         .with(BlockingCall)
+        .with(StaleRegistry)
+        .with(OrphanTask)
         .with(LeakedTimer)
-        .with(TransactionRollback)
+        .with(SplitRegistry)
 }

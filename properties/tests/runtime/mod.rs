@@ -1,6 +1,7 @@
 //! The actor runtime under whole simulations: ordering, monitors, calls under node failure,
-//! supervision against a model, the registry.
+//! supervision against a model, the registry, agent monitors.
 
+mod agent_monitor;
 mod calls;
 mod cluster;
 mod fifo;
