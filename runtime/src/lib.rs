@@ -42,8 +42,8 @@ pub mod rt;
 pub mod trace;
 
 mod actor;
-pub mod agents;
 pub mod agent_monitor;
+pub mod agents;
 mod error;
 mod mailbox;
 mod net;

@@ -2,9 +2,12 @@
 //!
 //! Outbound messages get sequence numbers in the current epoch and stay until acknowledged
 //! (retransmitted on every tick); inbound messages are delivered in sequence order, early ones
-//! buffered. A peer that restarts (new incarnation) or declares us down (new epoch) starts a new
-//! inbound session; if the old one was live, the peer is down for us too and we reset our outbound
-//! epoch, so both sides agree that everything unacknowledged is gone. No I/O, no clock reads: the
+//! buffered. A peer that restarts (new incarnation) or resets its outbound (new epoch) starts a
+//! new inbound session; if the old one was live, the peer is down for us too. Our own outbound
+//! epoch moves on only when the peer cannot take it any more: it restarted, or its frames name
+//! our epoch as refused (it declared us down). Moving on for any other reason would make the
+//! peer see a new epoch while live and reset in turn, forever (seen after a long pause). So both
+//! sides agree that everything unacknowledged is gone, and settle. No I/O, no clock reads: the
 //! caller passes the time in, so this is tested without an executor.
 
 use std::collections::BTreeMap;
@@ -196,8 +199,14 @@ impl Peer {
             Some(current) if key == current => {}
             _ => {
                 if self.in_alive {
+                    // The peer's old stream ended with whatever it had not delivered: it is
+                    // down for us. Our own outbound survives a new epoch of the same
+                    // incarnation (if the peer refuses it, `refused_epoch` says so); a restarted
+                    // peer knows nothing of it.
                     out.reset = true;
-                    self.reset_outbound();
+                    if self.in_session.map(|(incarnation, _)| incarnation) != Some(key.0) {
+                        self.reset_outbound();
+                    }
                 }
                 self.in_session = Some(key);
                 self.in_alive = true;
@@ -403,13 +412,58 @@ mod tests {
         }
         let later = now + Duration::from_secs(10);
         assert!(a.check_silence(later, Duration::from_secs(1)));
-        // b hears a's new epoch: b's live session with a ended.
+        // b hears a's new epoch: b's live session with a ended, so a is down for b. The same
+        // frame names b's epoch as refused (a declared it down), so b moves on at once.
         let r = b.receive(a.tick_frames(0, 1, 8).remove(0), 1, later);
         assert!(r.reset);
-        // a hears b's new epoch: a had already declared b down, so no second reset.
+        // a takes b's new epoch without a second reset, and from then on nothing resets.
         let r = a.receive(b.tick_frames(1, 1, 8).remove(0), 1, later);
         assert!(!r.reset && !r.stale);
-        let r = b.receive(a.tick_frames(0, 1, 8).remove(0), 1, later);
-        assert!(!r.reset && !r.stale);
+        for _ in 0..3 {
+            let r = b.receive(a.tick_frames(0, 1, 8).remove(0), 1, later);
+            assert!(!r.reset && !r.stale);
+            let r = a.receive(b.tick_frames(1, 1, 8).remove(0), 1, later);
+            assert!(!r.reset && !r.stale);
+        }
+    }
+
+    /// After a long pause, a hears b's backlog from before b declared it down, then b's new
+    /// epoch: a resets once, and neither side may answer the other's epoch change with one of
+    /// its own, or the two reset each other forever.
+    #[crate::rt::test]
+    async fn a_backlog_then_a_new_epoch_resets_once_and_settles() {
+        let now = Instant::now();
+        let (mut a, mut b) = pair(now);
+        let backlog = b.tick_frames(1, 1, 8);
+        let later = now + Duration::from_secs(3);
+        assert!(b.check_silence(later, Duration::from_secs(1)));
+        assert!(a.check_silence(later, Duration::from_secs(1)));
+        for f in backlog {
+            assert!(!a.receive(f, 1, later).reset);
+        }
+        assert!(a.receive(b.tick_frames(1, 1, 8).remove(0), 1, later).reset);
+        let mut resets = 0;
+        for _ in 0..10 {
+            for f in a.tick_frames(0, 1, 8) {
+                resets += usize::from(b.receive(f, 1, later).reset);
+            }
+            for f in b.tick_frames(1, 1, 8) {
+                resets += usize::from(a.receive(f, 1, later).reset);
+            }
+        }
+        assert_eq!(resets, 0, "the sessions kept resetting each other");
+        a.enqueue(wire(1));
+        b.enqueue(wire(2));
+        let got_b: Vec<_> = a
+            .fresh_frames(0, 1)
+            .into_iter()
+            .flat_map(|f| b.receive(f, 1, later).deliver)
+            .collect();
+        let got_a: Vec<_> = b
+            .fresh_frames(1, 1)
+            .into_iter()
+            .flat_map(|f| a.receive(f, 1, later).deliver)
+            .collect();
+        assert_eq!((got_a, got_b), (vec![wire(2)], vec![wire(1)]));
     }
 }
