@@ -193,7 +193,7 @@ fn bad(args: &[&str], expect: &str) {
 fn bad_input_gets_one_line_and_exit_2() {
     bad(
         &["run", "nope", "--seed", "1"],
-        "unknown scenario `nope` (known: ping-pong, lost-update)",
+        "unknown scenario `nope` (known: ping-pong, lost-update",
     );
     bad(
         &["run", "ping-pong", "--variant", "broken", "--seed", "1"],
