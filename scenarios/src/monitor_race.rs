@@ -100,13 +100,11 @@ impl Scenario for MonitorRace {
     }
 
     fn setup(&self) -> Setup {
-        // No pause-node: a paused node that resumes can leave two runtime sessions resetting
-        // each other for good (e.g. node 0 paused from 2 ms to the quiet phase), and no watcher
-        // converges over a link that never stays up.
         let faults = FaultMix {
             kinds: vec![
                 FaultKind::Partition,
                 FaultKind::CrashNode,
+                FaultKind::PauseNode,
                 FaultKind::SetLatency,
                 FaultKind::SetLoss,
             ],
