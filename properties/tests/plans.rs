@@ -1,7 +1,10 @@
 //! Fixed variants hold their invariants under arbitrary fault plans, not only generated ones, and
 //! every such run is deterministic.
 
-use groundhog_scenarios::{BlockingCall, LeakedTimer, LostUpdate, PingPong, SupervisorLimits};
+use groundhog_scenarios::{
+    BlockingCall, LeakedTimer, LostUpdate, MonitorRace, OrphanTask, PingPong, SplitRegistry,
+    StaleRegistry, SupervisorLimits, TransactionRollback,
+};
 use groundhog_sim::{Scenario, Sim};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -53,6 +56,18 @@ fn fixed_single_node_scenarios_hold_under_any_plan() {
         fixed_passes_plans(&SupervisorLimits, 1, 32);
         fixed_passes_plans(&BlockingCall, 1, 32);
         fixed_passes_plans(&LeakedTimer, 1, 32);
+    }
+}
+
+/// The multi-node catalogue scenarios on the runtime: fewer cases, each run is longer.
+#[test]
+fn fixed_runtime_scenarios_hold_under_any_plan() {
+    if simulated() {
+        fixed_passes_plans(&MonitorRace, 3, 16);
+        fixed_passes_plans(&OrphanTask, 3, 16);
+        fixed_passes_plans(&StaleRegistry, 3, 16);
+        fixed_passes_plans(&SplitRegistry, 3, 16);
+        fixed_passes_plans(&TransactionRollback, 1, 16);
     }
 }
 
