@@ -47,6 +47,7 @@ use crate::rt::Duration;
 use crate::supervisor::{self, ChildSpec, Spec, Strategy};
 use crate::{start_actor, CallError, Ctx, ExitReason, Message, Node, Pid, StartError};
 
+mod health;
 mod server;
 mod table;
 #[cfg(test)]

@@ -401,3 +401,56 @@ async fn a_pid_can_move_between_agents_in_one_batch() {
     .await;
     reg.check_invariants().unwrap();
 }
+
+/// Agent monitors report through the relay: a dead agent leaves the registry, also when the
+/// registry crashes on the relay's write (the relay retries until the restarted one takes it).
+#[rt::test]
+async fn monitor_reports_reach_the_registry_across_a_registry_crash() {
+    use crate::agent_monitor::{self, HealthCheck, MonitorConfig};
+    if !rt::SIMULATED {
+        // Waiting for the restarted registry is timing; it belongs in simulation.
+        return;
+    }
+    let node = Node::local(0, 1);
+    let crashed = Arc::new(AtomicUsize::new(0));
+    let hook = crashed.clone();
+    let config = Config::default()
+        .intensity(10, SEC)
+        .crash_before_op(move |_, op| {
+            matches!(op, Op::Unregister(_)) && hook.fetch_add(1, Ordering::SeqCst) == 0
+        });
+    let reg = AgentRegistry::start(&node, None, config).await.unwrap();
+    let relay = reg.start_health_relay(&node, None);
+    let config: MonitorConfig<HealthCheck> = MonitorConfig::new(relay, None);
+    let monitors = agent_monitor::start_supervisor(&node, None, (10, SEC), config)
+        .await
+        .unwrap();
+    let r = reg.clone();
+    in_process(&node, move |ctx| async move {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let worker = ctx.spawn("worker", move |_: Ctx<()>| async move {
+            let _ = stopped.await;
+            ExitReason::error("worker crashed")
+        });
+        let a = agent("w", 0, &["ml"], Health::Degraded).pid(worker);
+        r.register(&ctx, a, SEC).await.unwrap();
+        agent_monitor::watch(&ctx, monitors, worker, SEC)
+            .await
+            .unwrap()
+            .unwrap();
+        // Without probes the monitor reports the agent alive: Healthy.
+        rt::sleep(Duration::from_millis(50)).await;
+        assert_eq!(r.get("w").unwrap().health, Health::Healthy);
+        // The agent dies; the registry crashes on the first write that would remove it.
+        let _ = stop.send(());
+        rt::sleep(Duration::from_millis(500)).await;
+        assert_eq!(r.get("w"), None, "the dead agent is still registered");
+        assert!(ctx.is_alive(relay), "the relay gave up");
+    })
+    .await;
+    assert_eq!(
+        crashed.load(Ordering::SeqCst),
+        2,
+        "one crash, then the retry"
+    );
+}
