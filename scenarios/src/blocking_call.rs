@@ -12,10 +12,8 @@
 //!   node is running (time the node spent paused by a fault excuses the calls it overlaps).
 //! - `fetches-answered` (liveness): after the quiet phase, every fetch gets its (deferred) answer.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use futures::future::{select, Either};
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::supervisor::{self, task, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{start_actor, Actor, CallError, Ctx, Event, ExitReason, Flow, Node, Pid};
@@ -107,19 +105,15 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
             async move { node_main(node.incarnation(), world, seed, deferred).await }
         });
     }
-    let quiet = ctx.quiesce();
-    let checks = check_every(&ctx, &world);
-    futures::pin_mut!(quiet, checks);
-    if let Either::Right((Err(v), _)) = select(quiet, checks).await {
-        return Err(v);
-    }
+    ctx.checking(CHECK_EVERY, || check_lookups(&ctx, &world), ctx.quiesce())
+        .await?;
     let quiet_at = ctx.now();
-    let until = rt::sleep(AFTER_QUIET);
-    let checks = check_every(&ctx, &world);
-    futures::pin_mut!(until, checks);
-    if let Either::Right((Err(v), _)) = select(until, checks).await {
-        return Err(v);
-    }
+    ctx.checking(
+        CHECK_EVERY,
+        || check_lookups(&ctx, &world),
+        rt::sleep(AFTER_QUIET),
+    )
+    .await?;
     check_lookups(&ctx, &world)?;
     let w = lock(&world);
     let fetches = w
@@ -138,13 +132,6 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     ctx.check("fetches-answered", !fetches.is_empty(), || {
         format!("no fetch completed in the {AFTER_QUIET:?} after the quiet phase")
     })
-}
-
-async fn check_every(ctx: &SimCtx, world: &Shared) -> Result<Infallible, Violation> {
-    loop {
-        rt::sleep(CHECK_EVERY).await;
-        check_lookups(ctx, world)?;
-    }
 }
 
 fn check_lookups(ctx: &SimCtx, world: &Shared) -> Result<(), Violation> {

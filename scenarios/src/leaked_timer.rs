@@ -16,10 +16,8 @@
 //!   entry has outlived its expiry by more than three cleanup intervals.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use futures::future::{select, Either};
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{start_actor, Actor, Ctx, Event, ExitReason, Flow, Node, Pid, Ref};
@@ -107,18 +105,14 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
             async move { node_main(node.incarnation(), world, seed, owned).await }
         });
     }
-    let quiet = ctx.quiesce();
-    let checks = check_every(&ctx, &world);
-    futures::pin_mut!(quiet, checks);
-    if let Either::Right((Err(v), _)) = select(quiet, checks).await {
-        return Err(v);
-    }
-    let until = rt::sleep(AFTER_QUIET);
-    let checks = check_every(&ctx, &world);
-    futures::pin_mut!(until, checks);
-    if let Either::Right((Err(v), _)) = select(until, checks).await {
-        return Err(v);
-    }
+    ctx.checking(CHECK_EVERY, || check_bounds(&ctx, &world), ctx.quiesce())
+        .await?;
+    ctx.checking(
+        CHECK_EVERY,
+        || check_bounds(&ctx, &world),
+        rt::sleep(AFTER_QUIET),
+    )
+    .await?;
     check_bounds(&ctx, &world)?;
     let w = lock(&world);
     let up = w.cache.is_some_and(|(inc, pid)| {
@@ -136,13 +130,6 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
         let (key, expiry) = stale.map(|(k, e)| (*k, *e)).unwrap_or_default();
         format!("entry {key} expired at {expiry:?} and is still in the table at {now:?}")
     })
-}
-
-async fn check_every(ctx: &SimCtx, world: &Shared) -> Result<Infallible, Violation> {
-    loop {
-        rt::sleep(CHECK_EVERY).await;
-        check_bounds(ctx, world)?;
-    }
 }
 
 fn check_bounds(ctx: &SimCtx, world: &Shared) -> Result<(), Violation> {

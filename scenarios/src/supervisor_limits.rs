@@ -15,10 +15,8 @@
 //!   fault-free end of the outage gave up at least once during it, and its parent saw that exit.
 //! - `worker-reconnects` (liveness): once the dependency is back, the worker is connected again.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use futures::future::{select, Either};
 use groundhog_runtime::rt::{self, Duration};
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{event, Ctx, Event, ExitReason, Node, Pid, SpawnOpts, StartError};
@@ -133,21 +131,17 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
         });
     }
     // Safety as the run goes, until the quiet phase.
-    let quiet = ctx.quiesce();
-    let checks = check_every(&ctx, &world);
-    futures::pin_mut!(quiet, checks);
-    if let Either::Right((Err(v), _)) = select(quiet, checks).await {
-        return Err(v);
-    }
+    ctx.checking(CHECK_EVERY, || check_hammering(&ctx, &world), ctx.quiesce())
+        .await?;
     // The dependency comes back `TAIL` into the quiet phase.
     let outage_end = ctx.now() + TAIL;
     lock(&world).outage.1 = outage_end;
-    let until = rt::sleep(outage_end + RECOVER - ctx.now());
-    let checks = check_every(&ctx, &world);
-    futures::pin_mut!(until, checks);
-    if let Either::Right((Err(v), _)) = select(until, checks).await {
-        return Err(v);
-    }
+    ctx.checking(
+        CHECK_EVERY,
+        || check_hammering(&ctx, &world),
+        rt::sleep(outage_end + RECOVER - ctx.now()),
+    )
+    .await?;
     check_hammering(&ctx, &world)?;
     let w = lock(&world);
     let last = w.incarnation;
@@ -171,13 +165,6 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
             "the dependency has been back since {outage_end:?}, but the worker is not connected"
         )
     })
-}
-
-async fn check_every(ctx: &SimCtx, world: &Shared) -> Result<Infallible, Violation> {
-    loop {
-        rt::sleep(CHECK_EVERY).await;
-        check_hammering(ctx, world)?;
-    }
 }
 
 /// At most `MAX_ATTEMPTS` connection attempts in any `WINDOW`, within one run of the node.

@@ -207,6 +207,41 @@ impl Ctx {
         event!("note", msg = "quiet");
     }
 
+    /// Awaits `until` while evaluating the safety check `check` every `every` of simulated time;
+    /// returns `until`'s output, or the first violation as soon as it is seen.
+    ///
+    /// ```no_run
+    /// # async fn demo(ctx: groundhog_sim::Ctx) -> Result<(), groundhog_sim::Violation> {
+    /// # let table_ok = || true;
+    /// use groundhog_runtime::rt::Duration;
+    /// let every = Duration::from_millis(250);
+    /// let check = || ctx.check("bounded", table_ok(), || "the table grew".into());
+    /// ctx.checking(every, check, ctx.quiesce()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn checking<T>(
+        &self,
+        every: Duration,
+        mut check: impl FnMut() -> Result<(), Violation>,
+        until: impl Future<Output = T>,
+    ) -> Result<T, Violation> {
+        let checks = async {
+            loop {
+                rt::sleep(every).await;
+                check()?;
+            }
+        };
+        futures::pin_mut!(until, checks);
+        match futures::future::select(until, checks).await {
+            futures::future::Either::Left((out, _)) => Ok(out),
+            futures::future::Either::Right((result, _)) => {
+                let never: Result<std::convert::Infallible, Violation> = result;
+                Err(never.unwrap_err())
+            }
+        }
+    }
+
     /// Simulated time since the run started.
     pub fn now(&self) -> Duration {
         rt::elapsed()
