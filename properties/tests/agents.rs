@@ -5,7 +5,7 @@
 //! matching agents, in id order, once).
 //!
 //! Each case is one simulated run (one node, no faults besides the registry's own crashes). CI
-//! runs 48 cases; `GROUNDHOG_AGENT_CASES=1000` runs more.
+//! runs 48 cases; `PROPTEST_CASES=1000` runs more.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -381,7 +381,7 @@ impl Scenario for RegistryModel {
 }
 
 fn cases() -> u32 {
-    std::env::var("GROUNDHOG_AGENT_CASES")
+    std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(48)
