@@ -50,6 +50,8 @@ impl Opts {
 
 fn main() {
     let args = Args::parse();
+    // A panic inside a simulated run (an injected crash) is recorded, not printed.
+    groundhog_sim::quiet_panics_in_runs();
     let opts = Opts {
         samples: if args.quick { 1 } else { args.samples.max(1) },
         quick: args.quick,
