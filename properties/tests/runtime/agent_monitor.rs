@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::agent_monitor::{self, Health, HealthCheck, HealthReport, MonitorConfig};
 use groundhog_runtime::rt::{self, Duration, NetConfig, Stream};
 use groundhog_runtime::{Ctx, Event, ExitReason, Pid};
-use groundhog_sim::{
-    BoxFuture, Check, Ctx as SimCtx, Fault, FaultPlan, Scenario, Setup, Violation,
-};
+use groundhog_sim::{BoxFuture, Check, Ctx as SimCtx, FaultPlan, Scenario, Setup, Violation};
 use rand::Rng;
 
 use super::cluster::{self, lock};
@@ -179,10 +177,6 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     Ok(())
 }
 
-fn plan(faults: Vec<(u64, Fault)>) -> FaultPlan {
-    FaultPlan::timed(2_000, faults)
-}
-
 #[test]
 fn each_remote_agent_is_reported_down_exactly_once() {
     if !cluster::simulated() {
@@ -201,10 +195,7 @@ fn agents_on_a_crashed_node_are_reported_down_exactly_once() {
     if !cluster::simulated() {
         return;
     }
-    let crash = plan(vec![
-        (300, Fault::CrashNode { node: 1 }),
-        (1_500, Fault::RestartNode { node: 1 }),
-    ]);
+    let crash = cluster::crash_node_1(300, 1_500, 2_000);
     Check::new(&RemoteAgents)
         .variant("crash")
         .sim(|s| s.plan(crash))
@@ -217,15 +208,7 @@ fn agents_cut_off_by_a_partition_are_reported_down_exactly_once() {
     if !cluster::simulated() {
         return;
     }
-    let cut = plan(vec![
-        (
-            300,
-            Fault::Partition {
-                groups: vec![vec![0], vec![1]],
-            },
-        ),
-        (1_200, Fault::Heal),
-    ]);
+    let cut = cluster::cut_0_from_1(300, 1_200, 2_000);
     Check::new(&RemoteAgents)
         .variant("partition")
         .sim(|s| s.plan(cut))

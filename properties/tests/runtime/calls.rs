@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use groundhog_runtime::rt::{self, Duration, Instant, NetConfig, Stream};
 use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Pid};
-use groundhog_sim::{
-    BoxFuture, Check, Ctx as SimCtx, Fault, FaultPlan, Scenario, Setup, Violation,
-};
+use groundhog_sim::{BoxFuture, Check, Ctx as SimCtx, Scenario, Setup, Violation};
 use rand::Rng;
 
 use super::cluster::{self, lock, DOWN_AFTER, HEARTBEAT};
@@ -131,19 +129,12 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     Ok(())
 }
 
-fn plan(faults: Vec<(u64, Fault)>) -> FaultPlan {
-    FaultPlan::timed(3_000, faults)
-}
-
 #[test]
 fn calls_never_hang_when_the_callee_node_crashes() {
     if !cluster::simulated() {
         return;
     }
-    let crash = plan(vec![
-        (700, Fault::CrashNode { node: 1 }),
-        (2_000, Fault::RestartNode { node: 1 }),
-    ]);
+    let crash = cluster::crash_node_1(700, 2_000, 3_000);
     Check::new(&CallUnderFailure)
         .variant("crash")
         .sim(|s| s.plan(crash))
@@ -157,15 +148,7 @@ fn calls_never_hang_when_the_callee_node_is_partitioned() {
     if !cluster::simulated() {
         return;
     }
-    let cut = plan(vec![
-        (
-            700,
-            Fault::Partition {
-                groups: vec![vec![0], vec![1]],
-            },
-        ),
-        (2_000, Fault::Heal),
-    ]);
+    let cut = cluster::cut_0_from_1(700, 2_000, 3_000);
     Check::new(&CallUnderFailure)
         .variant("partition")
         .sim(|s| s.plan(cut))

@@ -5,9 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use groundhog_runtime::rt::{self, Duration, NetConfig, Stream};
 use groundhog_runtime::{Ctx, Event, ExitReason, Pid};
-use groundhog_sim::{
-    BoxFuture, Check, Ctx as SimCtx, Fault, FaultPlan, Scenario, Setup, Violation,
-};
+use groundhog_sim::{BoxFuture, Check, Ctx as SimCtx, FaultPlan, Scenario, Setup, Violation};
 use rand::Rng;
 
 use super::cluster::{self, lock};
@@ -168,10 +166,6 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     Ok(())
 }
 
-fn plan(faults: Vec<(u64, Fault)>) -> FaultPlan {
-    FaultPlan::timed(2_000, faults)
-}
-
 #[test]
 fn exactly_one_down_per_monitor_in_every_interleaving() {
     if !cluster::simulated() {
@@ -190,10 +184,7 @@ fn exactly_one_down_when_the_target_node_crashes() {
     if !cluster::simulated() {
         return;
     }
-    let crash = plan(vec![
-        (60, Fault::CrashNode { node: 1 }),
-        (1_500, Fault::RestartNode { node: 1 }),
-    ]);
+    let crash = cluster::crash_node_1(60, 1_500, 2_000);
     Check::new(&MonitorRace)
         .variant("crash")
         .sim(|s| s.plan(crash))
@@ -206,15 +197,7 @@ fn exactly_one_down_when_the_target_node_is_partitioned() {
     if !cluster::simulated() {
         return;
     }
-    let cut = plan(vec![
-        (
-            60,
-            Fault::Partition {
-                groups: vec![vec![0], vec![1]],
-            },
-        ),
-        (1_200, Fault::Heal),
-    ]);
+    let cut = cluster::cut_0_from_1(60, 1_200, 2_000);
     Check::new(&MonitorRace)
         .variant("partition")
         .sim(|s| s.plan(cut))
