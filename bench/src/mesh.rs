@@ -41,17 +41,16 @@ impl Scenario for Mesh {
     }
 
     fn setup(&self) -> Setup {
-        let mix = FaultMix {
-            kinds: vec![
+        let mix = FaultMix::new(
+            vec![
                 FaultKind::CrashNode,
                 FaultKind::Partition,
                 FaultKind::SetLoss,
                 FaultKind::SetLatency,
             ],
-            intensity: 0.5,
-            window_ms: 3_000,
-            processes: Vec::new(),
-        };
+            0.5,
+            3_000,
+        );
         Setup::new(5, mix)
     }
 

@@ -330,15 +330,7 @@ impl Scenario for RegistryModel {
     }
 
     fn setup(&self) -> Setup {
-        Setup::new(
-            1,
-            FaultMix {
-                kinds: Vec::new(),
-                intensity: 0.0,
-                window_ms: 0,
-                processes: Vec::new(),
-            },
-        )
+        Setup::new(1, FaultMix::new(Vec::new(), 0.0, 0))
     }
 
     fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {

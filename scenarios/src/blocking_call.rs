@@ -81,12 +81,7 @@ impl Scenario for BlockingCall {
     }
 
     fn setup(&self) -> Setup {
-        let faults = FaultMix {
-            kinds: vec![FaultKind::CrashNode, FaultKind::PauseNode],
-            intensity: 0.5,
-            window_ms: 3_000,
-            processes: Vec::new(),
-        };
+        let faults = FaultMix::new(vec![FaultKind::CrashNode, FaultKind::PauseNode], 0.5, 3_000);
         Setup::new(1, faults).seed_budget(5)
     }
 

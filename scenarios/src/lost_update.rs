@@ -97,8 +97,8 @@ impl Scenario for LostUpdate {
     }
 
     fn setup(&self) -> Setup {
-        let faults = FaultMix {
-            kinds: vec![
+        let faults = FaultMix::new(
+            vec![
                 FaultKind::Partition,
                 FaultKind::ClogLink,
                 FaultKind::SetLoss,
@@ -106,10 +106,9 @@ impl Scenario for LostUpdate {
                 FaultKind::CrashNode,
                 FaultKind::PauseNode,
             ],
-            intensity: 0.5,
-            window_ms: 3_000,
-            processes: Vec::new(),
-        };
+            0.5,
+            3_000,
+        );
         Setup::new(4, faults).seed_budget(20)
     }
 

@@ -100,18 +100,17 @@ impl Scenario for MonitorRace {
     }
 
     fn setup(&self) -> Setup {
-        let faults = FaultMix {
-            kinds: vec![
+        let faults = FaultMix::new(
+            vec![
                 FaultKind::Partition,
                 FaultKind::CrashNode,
                 FaultKind::PauseNode,
                 FaultKind::SetLatency,
                 FaultKind::SetLoss,
             ],
-            intensity: 0.3,
-            window_ms: 3_000,
-            processes: Vec::new(),
-        };
+            0.3,
+            3_000,
+        );
         Setup::new(3, faults)
             .net(rt::NetConfig {
                 loss: 0.01,

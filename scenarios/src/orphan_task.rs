@@ -86,18 +86,17 @@ impl Scenario for OrphanTask {
     }
 
     fn setup(&self) -> Setup {
-        let faults = FaultMix {
-            kinds: vec![
+        let faults = FaultMix::new(
+            vec![
                 FaultKind::Partition,
                 FaultKind::CrashNode,
                 FaultKind::ClogLink,
                 FaultKind::SetLatency,
                 FaultKind::SetLoss,
             ],
-            intensity: 0.5,
-            window_ms: 3_000,
-            processes: Vec::new(),
-        };
+            0.5,
+            3_000,
+        );
         Setup::new(3, faults)
             .net(rt::NetConfig {
                 loss: 0.01,

@@ -71,8 +71,8 @@ impl Scenario for PingPong {
     }
 
     fn setup(&self) -> Setup {
-        let faults = FaultMix {
-            kinds: vec![
+        let faults = FaultMix::new(
+            vec![
                 FaultKind::Partition,
                 FaultKind::ClogLink,
                 FaultKind::SetLoss,
@@ -80,10 +80,9 @@ impl Scenario for PingPong {
                 FaultKind::CrashNode,
                 FaultKind::PauseNode,
             ],
-            intensity: 0.5,
-            window_ms: 3_000,
-            processes: Vec::new(),
-        };
+            0.5,
+            3_000,
+        );
         Setup::new(3, faults)
             .net(rt::NetConfig {
                 loss: 0.02,

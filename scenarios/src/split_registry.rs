@@ -158,16 +158,15 @@ impl Scenario for SplitRegistry {
     }
 
     fn setup(&self) -> Setup {
-        let faults = FaultMix {
-            kinds: vec![
+        let faults = FaultMix::new(
+            vec![
                 FaultKind::Partition,
                 FaultKind::Partition,
                 FaultKind::SetLoss,
             ],
-            intensity: 0.5,
-            window_ms: WORKLOAD_MS,
-            processes: Vec::new(),
-        };
+            0.5,
+            WORKLOAD_MS,
+        );
         Setup::new(NODES, faults)
             .net(rt::NetConfig {
                 loss: 0.02,

@@ -125,16 +125,15 @@ impl Scenario for StaleRegistry {
     }
 
     fn setup(&self) -> Setup {
-        let faults = FaultMix {
-            kinds: vec![
+        let faults = FaultMix::new(
+            vec![
                 FaultKind::CrashNode,
                 FaultKind::Partition,
                 FaultKind::SetLoss,
             ],
-            intensity: 0.4,
-            window_ms: WORKLOAD_MS,
-            processes: Vec::new(),
-        };
+            0.4,
+            WORKLOAD_MS,
+        );
         Setup::new(NODES, faults)
             .net(rt::NetConfig {
                 loss: 0.02,

@@ -80,12 +80,12 @@ impl Scenario for TransactionRollback {
     }
 
     fn setup(&self) -> Setup {
-        let faults = FaultMix {
-            kinds: vec![FaultKind::KillProcess, FaultKind::CrashNode],
-            intensity: 0.3,
-            window_ms: 3_000,
-            processes: vec![(NODE, "writer".to_string())],
-        };
+        let faults = FaultMix::new(
+            vec![FaultKind::KillProcess, FaultKind::CrashNode],
+            0.3,
+            3_000,
+        )
+        .processes(vec![(NODE, "writer".to_string())]);
         Setup::new(1, faults).seed_budget(20)
     }
 

@@ -42,15 +42,7 @@ impl Scenario for Nondeterministic {
         &["only"]
     }
     fn setup(&self) -> Setup {
-        Setup::new(
-            1,
-            FaultMix {
-                kinds: vec![],
-                intensity: 0.0,
-                window_ms: 10,
-                processes: vec![],
-            },
-        )
+        Setup::new(1, FaultMix::new(vec![], 0.0, 10))
     }
     fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
         Box::pin(async move {

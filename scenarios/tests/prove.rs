@@ -56,12 +56,7 @@ impl Scenario for Rigged {
         &["fixed", "flawed"]
     }
     fn setup(&self) -> Setup {
-        let quiet = FaultMix {
-            kinds: vec![],
-            intensity: 0.0,
-            window_ms: 10,
-            processes: vec![],
-        };
+        let quiet = FaultMix::new(vec![], 0.0, 10);
         Setup::new(1, quiet).seed_budget(5)
     }
     fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {

@@ -304,6 +304,24 @@ pub struct FaultMix {
     pub processes: Vec<(u32, String)>,
 }
 
+impl FaultMix {
+    /// Faults of `kinds` at `intensity` within `0..window_ms`, killing no named process.
+    pub fn new(kinds: Vec<FaultKind>, intensity: f64, window_ms: u64) -> Self {
+        FaultMix {
+            kinds,
+            intensity,
+            window_ms,
+            processes: Vec::new(),
+        }
+    }
+
+    /// Named tasks `kill-process` may target, as `(node, name)`.
+    pub fn processes(mut self, processes: Vec<(u32, String)>) -> Self {
+        self.processes = processes;
+        self
+    }
+}
+
 impl FaultPlan {
     /// A plan with no faults: the quiet phase starts at `quiet_at_ms`.
     pub fn quiet(quiet_at_ms: u64) -> Self {

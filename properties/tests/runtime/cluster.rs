@@ -25,12 +25,7 @@ pub fn lock<T>(m: &Arc<Mutex<T>>) -> MutexGuard<'_, T> {
 
 /// A mix for scenarios whose tests always give an explicit plan.
 pub fn no_faults(window_ms: u64) -> FaultMix {
-    FaultMix {
-        kinds: Vec::new(),
-        intensity: 0.0,
-        window_ms,
-        processes: Vec::new(),
-    }
+    FaultMix::new(Vec::new(), 0.0, window_ms)
 }
 
 /// Node 1 crashes at `at_ms` and restarts at `back_ms`; quiet from `quiet_ms`.

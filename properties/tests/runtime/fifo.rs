@@ -41,18 +41,17 @@ impl Scenario for Fifo {
     }
 
     fn setup(&self) -> Setup {
-        let faults = FaultMix {
-            kinds: vec![
+        let faults = FaultMix::new(
+            vec![
                 FaultKind::Partition,
                 FaultKind::ClogLink,
                 FaultKind::SetLoss,
                 FaultKind::SetLatency,
                 FaultKind::PauseNode,
             ],
-            intensity: 0.6,
-            window_ms: 3_000,
-            processes: Vec::new(),
-        };
+            0.6,
+            3_000,
+        );
         Setup::new(3, faults).net(NetConfig {
             loss: 0.2,
             latency: Duration::from_millis(1)..Duration::from_millis(100),
