@@ -1,9 +1,9 @@
 //! Figures of the simulation build: seeds per second, simulated:wall ratio, time to bug.
 
 use groundhog_scenarios::catalogue;
-use groundhog_sim::{Mode, Scenario, SeedRange, Sim, Sweep};
+use groundhog_sim::{provable, Mode, Prove, Scenario, SeedRange, Sim, Sweep};
 
-use crate::measure::{median, median_of, timed};
+use crate::measure::{median, median_of};
 use crate::mesh::Mesh;
 use crate::table::{Row, Table};
 use crate::Opts;
@@ -109,37 +109,39 @@ fn sim_wall_ratio(table: &mut Table, samples: usize, quick: bool) {
 }
 
 /// Seeds and wall time until the first failure of each flawed variant, median over 20 seed
-/// ranges (range k starts at seed k * 10,000).
+/// ranges (range k starts at seed k * 10,000), searched on one worker as `groundhog prove` does.
 fn time_to_bug(table: &mut Table, quick: bool) {
     let ranges = if quick { 3 } else { 20 };
+    let prove = Prove {
+        ranges,
+        range_width: 10_000,
+        jobs: 1,
+        ..Prove::default()
+    };
     for scenario in catalogue().iter() {
-        if !scenario.variants().contains(&"flawed") {
+        if !provable(scenario.as_ref()) {
             continue;
         }
         let budget = scenario.setup().seed_budget;
-        let mut seeds = Vec::new();
-        let mut walls = Vec::new();
-        for k in 0..ranges {
-            let start = k * 10_000;
-            let (wall, summary) = timed(|| {
-                Sweep::new(
-                    vec![(scenario.as_ref(), "flawed".to_string())],
-                    SeedRange(start..start + budget),
-                    Sim::new(0),
-                )
-                .jobs(1)
-                .fail_fast(true)
-                .run()
-                .expect("catalogue scenarios take these settings")
-            });
-            let found = summary.failures.first().map(|f| f.seed - start + 1);
-            seeds.push(found.unwrap_or(u64::MAX));
-            walls.push(wall.as_secs_f64());
-        }
-        let missed = seeds.iter().filter(|s| **s == u64::MAX).count();
+        let searches = prove
+            .search_ranges(scenario.as_ref())
+            .expect("catalogue scenarios take these settings");
+        let missed = searches.iter().filter(|r| r.found.is_none()).count();
+        let mut seeds: Vec<u64> = searches
+            .iter()
+            .map(|r| r.found.as_ref().map_or(u64::MAX, |f| f.seeds_tried))
+            .collect();
         seeds.sort_unstable();
         let median_seeds = seeds[seeds.len() / 2];
-        let median_wall = median_of(walls);
+        let walls: Vec<f64> = searches
+            .iter()
+            .filter_map(|r| r.found.as_ref().map(|f| f.wall_secs))
+            .collect();
+        let median_wall = if walls.is_empty() {
+            f64::INFINITY
+        } else {
+            median_of(walls)
+        };
         table.push(Row {
             figure: format!(
                 "time to bug, {} flawed (median of {ranges} ranges)",

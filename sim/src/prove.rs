@@ -174,7 +174,7 @@ impl Prove {
     /// Measures one scenario. `Err` only for input that cannot make a run.
     pub fn run(&self, scenario: &dyn Scenario) -> Result<Proof, HarnessError> {
         let budget = scenario.setup().seed_budget.max(1);
-        let ranges = self.search_ranges(scenario, budget)?;
+        let ranges = self.search_ranges(scenario)?;
         let fixed = Sweep::new(
             vec![(scenario, FIXED.to_string())],
             SeedRange(0..self.fixed_seeds),
@@ -203,12 +203,11 @@ impl Prove {
         })
     }
 
-    /// Searches each range for the first failing seed of `flawed`, ranges spread over workers.
-    fn search_ranges(
-        &self,
-        scenario: &dyn Scenario,
-        budget: u64,
-    ) -> Result<Vec<RangeSearch>, HarnessError> {
+    /// Searches each of `ranges` seed ranges for the first failing seed of `flawed`, at most the
+    /// scenario's budget of seeds into each range, ranges spread over the workers; in range
+    /// order. Also the time-to-bug benchmark's measurement.
+    pub fn search_ranges(&self, scenario: &dyn Scenario) -> Result<Vec<RangeSearch>, HarnessError> {
+        let budget = scenario.setup().seed_budget.max(1);
         let flawed = self.template.clone().variant(FLAWED);
         flawed.variant_for(scenario)?;
         let width = self.range_width.max(budget);
