@@ -79,7 +79,6 @@ pub(crate) fn ensure_keeper(node: &Node) -> Result<Pid, RegistryError> {
     let names: Vec<(String, Pid)> = st
         .local_names()
         .iter()
-        .filter(|(n, _)| n.as_str() != KEEPER_NAME)
         .map(|(n, e)| (n.clone(), e.pid))
         .collect();
     for (name, pid) in names {
