@@ -9,9 +9,12 @@
 //!   each node owns the names of its own processes and pushes them to every peer's replica.
 //!
 //! In both, a name disappears when its process dies or its node is declared down, driven by the
-//! monitor the registry holds on it (no polling): an entry is visible only while that monitor is
-//! live, so `whereis` never returns a pid whose `Down` the registry has been given. See
-//! `docs/semantics.md` (Registry) for the guarantees during a partition and after a heal.
+//! monitor the registry holds on it (no polling): a cluster entry is visible only while that
+//! monitor is live, a local one while its holder lives (which ends in the same step its monitors
+//! fire), so `whereis` never returns a pid whose `Down` the registry has been given. A process
+//! holds at most one name per registry. The backends reach their node only through [`Host`].
+//! See `docs/semantics.md` (Registry) for the guarantees between connected nodes, during a
+//! partition and after a heal.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
