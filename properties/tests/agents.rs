@@ -27,6 +27,8 @@ use proptest::test_runner::TestRunner;
 
 use crate::{config, simulated};
 
+mod relay;
+
 const MAX_AGENTS: usize = 5;
 const SCAN_BUDGET: usize = 3;
 const SEC: Duration = Duration::from_secs(1);

@@ -1,7 +1,8 @@
 //! Model-based test of the registry: random sequences of spawns, registrations, unregistrations,
 //! process deaths and crashes of the registry's own process, on one node, against a plain map.
 //! After every step, `whereis` of every name and `registered` must equal the model, and every
-//! refused operation must be refused with the model's error. Both backends.
+//! refused operation must be refused with the model's error (including `AlreadyNamed`: a
+//! process holds at most one name). Both backends.
 //!
 //! `PROPTEST_CASES` overrides the number of cases (CI keeps the default).
 
@@ -101,6 +102,12 @@ async fn run(cluster: bool, ops: Vec<Op>) -> Result<(), String> {
                     Err(RegistryError::AlreadyRegistered {
                         name: name(n),
                         holder: *holder,
+                    })
+                } else if let Some((held, _)) = model.names.iter().find(|(_, p)| **p == pid) {
+                    // One name per process (OTP).
+                    Err(RegistryError::AlreadyNamed {
+                        pid,
+                        name: held.clone(),
                     })
                 } else {
                     model.names.insert(name(n), pid);

@@ -288,6 +288,11 @@ pub enum Request {
     /// A one-op transaction setting the health of the agent named by id or pid; replies like
     /// `Transact` when sent as a call.
     ReportHealth { agent: AgentRef, health: Health },
+    /// Process `pid` is gone: unregister the agent bound to it *now*, if any. A compare-and-delete
+    /// resolved and applied by the registry in one step, so a late report about a dead pid
+    /// never removes an agent that has since moved to another pid. Refused with
+    /// [`OpError::NotFound`] (naming the pid) when no agent is bound to `pid`.
+    ReportDown { pid: Pid },
 }
 
 /// The registry's refusal of a batch, as it travels in a reply.
@@ -492,6 +497,18 @@ impl AgentRegistry {
         timeout: Duration,
     ) -> Result<Receipt, TxError> {
         self.request(ctx, Request::ReportHealth { agent, health }, timeout)
+            .await
+    }
+
+    /// Unregisters the agent bound to `pid`, if it still is when the registry handles the
+    /// request (see [`Request::ReportDown`]); for whoever learned that `pid` is gone.
+    pub async fn report_down<M: Message>(
+        &self,
+        ctx: &Ctx<M>,
+        pid: Pid,
+        timeout: Duration,
+    ) -> Result<Receipt, TxError> {
+        self.request(ctx, Request::ReportDown { pid }, timeout)
             .await
     }
 

@@ -5,7 +5,10 @@
 //! acknowledged for it has been told it lost ([`NameConflict`]).
 //!
 //! - `fixed`: the cluster [`Registry`]: the earlier registration wins on every node, the loser's
-//!   node tells it, and replicas re-push their names after a heal.
+//!   node tells it, and replicas re-push their names after a heal. Also checked: every
+//!   `NameConflict` a loser gets names a claim that ranks before its own (smaller
+//!   `(stamp, pid)`: the documented rule, so a reversed rule fails), and no holder that was told
+//!   it lost a name resolves as its holder at the end.
 //! - `flawed`: a hand-written replicated map: a claim is broadcast once, each node keeps the last
 //!   claim it received (last-writer-wins per node), nobody tells a loser, and nothing is
 //!   exchanged again after a heal, so the two sides keep different holders.
@@ -132,6 +135,8 @@ struct World {
     killed: BTreeSet<Pid>,
     /// Holders that received a `NameConflict`, with the name.
     told: BTreeSet<(String, Pid)>,
+    /// `NameConflict`s whose winner does not rank before the loser.
+    misranked: Vec<String>,
 }
 
 impl World {
@@ -220,6 +225,12 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
         views.insert(n, rx.await.ok().flatten().unwrap_or_default());
     }
     let w = lock(&world);
+    ctx.check("the-earlier-claim-wins", w.misranked.is_empty(), || {
+        format!(
+            "a loser was told of a winner that ranks after it: {:?}",
+            w.misranked
+        )
+    })?;
     for (i, name) in NAMES.iter().enumerate() {
         let holders: BTreeSet<Option<Pid>> = views
             .values()
@@ -233,6 +244,11 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
             ctx.check("the-holder-is-alive", w.alive(winner), || {
                 format!("`{name}` resolves to {winner}, which is dead")
             })?;
+            ctx.check(
+                "a-told-loser-does-not-hold",
+                !w.told.contains(&(name.to_string(), winner)),
+                || format!("`{name}` resolves to {winner}, which was told it lost it"),
+            )?;
         }
         let untold: Vec<Pid> = w
             .acked
@@ -268,7 +284,13 @@ fn claimer(node: &Node, names: Names, world: Shared, mut rng: rt::ChaCha8Rng) {
             let holder = ctx.spawn("holder", move |mut ctx: Ctx<NameConflict>| async move {
                 loop {
                     if let Event::Msg { msg, .. } = ctx.recv().await {
-                        lock(&w).told.insert((msg.name, ctx.pid()));
+                        let me = ctx.pid();
+                        let mut w = lock(&w);
+                        if (msg.winner_stamp, msg.winner) >= (msg.loser_stamp, me) {
+                            w.misranked
+                                .push(format!("{me} lost `{}` to {msg:?}", msg.name));
+                        }
+                        w.told.insert((msg.name, me));
                     }
                 }
             });

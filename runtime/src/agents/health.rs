@@ -5,7 +5,7 @@ use crate::agent_monitor::{Health as Seen, HealthReport};
 use crate::rt::{self, Duration};
 use crate::{event, Ctx, Event, ExitReason, Node, Pid, SpawnOpts};
 
-use super::{AgentRef, AgentRegistry, Health, Op, TxError};
+use super::{AgentRef, AgentRegistry, Health, TxError};
 
 /// How long the relay waits for each write, and between tries while the registry restarts.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -16,7 +16,8 @@ const TRIES: u32 = 100;
 impl AgentRegistry {
     /// Starts the process that agent monitors report to: pass its pid as
     /// [`MonitorConfig::report_to`](crate::agent_monitor::MonitorConfig). `Healthy` and
-    /// `Unhealthy` set the agent's health; `Down` unregisters it (it is gone). Reports are
+    /// `Unhealthy` set the agent's health; `Down` unregisters the agent bound to that pid, if
+    /// it still is when the registry applies it (a compare-and-delete). Reports are
     /// applied in the order they arrive; while the registry is restarting the relay retries, so
     /// a report is not lost to a registry crash. A report about an agent the registry does not
     /// know is refused by the registry and traced (`agents-abort`).
@@ -63,15 +64,10 @@ async fn relay(
                     )
                     .await
             }
-            Seen::Down(_) => match registry.get_by_pid(report.agent) {
-                Some(agent) => {
-                    registry
-                        .transact(ctx, vec![Op::Unregister(agent.id)], WRITE_TIMEOUT)
-                        .await
-                }
-                // Not (or no longer) registered: nothing to remove.
-                None => return Ok(()),
-            },
+            // Compare-and-delete in the registry: only the agent still bound to this pid
+            // goes. Reading the table here and then unregistering by id would remove an agent
+            // that its owner moved to a new pid in between (issue 22).
+            Seen::Down(_) => registry.report_down(ctx, report.agent, WRITE_TIMEOUT).await,
         };
         match written {
             Ok(_) | Err(TxError::Op { .. }) => return Ok(()),

@@ -68,26 +68,37 @@ impl Server {
         rejected
     }
 
+    /// The agent bound to `pid` in the committed table, or the traced refusal naming `op`.
+    fn resolve(&self, pid: crate::Pid, op: super::OpKind) -> Result<String, Rejected> {
+        match self.shared.read().id_of_pid(pid) {
+            Some(id) => Ok(id.clone()),
+            None => {
+                let agent = pid.to_string();
+                Err(self.abort(Rejected {
+                    index: 0,
+                    op,
+                    error: OpError::NotFound(agent.clone()),
+                    agent,
+                }))
+            }
+        }
+    }
+
+    /// Requests naming an agent by pid are resolved here, by the only writer, in the same step
+    /// as the write: no other write can come between the lookup and the change.
     fn handle_request(&self, request: Request) -> Result<Receipt, Rejected> {
         match request {
             Request::Transact(ops) => self.transact(&ops),
             Request::ReportHealth { agent, health } => {
                 let id = match agent {
                     AgentRef::Id(id) => id,
-                    AgentRef::Pid(pid) => match self.shared.read().id_of_pid(pid) {
-                        Some(id) => id.clone(),
-                        None => {
-                            let agent = pid.to_string();
-                            return Err(self.abort(Rejected {
-                                index: 0,
-                                op: super::OpKind::SetHealth,
-                                error: OpError::NotFound(agent.clone()),
-                                agent,
-                            }));
-                        }
-                    },
+                    AgentRef::Pid(pid) => self.resolve(pid, super::OpKind::SetHealth)?,
                 };
                 self.transact(&[Op::SetHealth { id, health }])
+            }
+            Request::ReportDown { pid } => {
+                let id = self.resolve(pid, super::OpKind::Unregister)?;
+                self.transact(&[Op::Unregister(id)])
             }
         }
     }

@@ -454,3 +454,99 @@ async fn monitor_reports_reach_the_registry_across_a_registry_crash() {
         "one crash, then the retry"
     );
 }
+
+/// The owner moves agent `agent-2` from `old` (just killed) to `new`, and in the same step the
+/// `Down` about `old` reaches the health relay: the trace of issue 22. Returns the entry once
+/// both writes were handled.
+async fn down_races_a_move(node: &Node) -> (Option<Agent>, Pid) {
+    use crate::agent_monitor::{Health as Seen, HealthReport};
+    let reg = AgentRegistry::start(node, None, Config::default())
+        .await
+        .unwrap();
+    let relay = reg.start_health_relay(node, None);
+    let r = reg.clone();
+    let new = in_process(node, move |ctx| async move {
+        let old = ctx.spawn("old", |mut c: Ctx<()>| async move {
+            loop {
+                c.recv().await;
+            }
+        });
+        let new = ctx.spawn("new", |mut c: Ctx<()>| async move {
+            loop {
+                c.recv().await;
+            }
+        });
+        r.register(&ctx, Agent::new("agent-2", 0).pid(old), SEC)
+            .await
+            .unwrap();
+        ctx.exit(old, ExitReason::Kill);
+        let moved = Op::Update(Agent::new("agent-2", 0).pid(new));
+        ctx.send(r.pid().unwrap(), Request::Transact(vec![moved]))
+            .unwrap();
+        let down = HealthReport {
+            agent: old,
+            health: Seen::Down(ExitReason::Kill),
+        };
+        ctx.send(relay, down).unwrap();
+        // Both writes are one hop (the relay's two) from the registry: long done after this.
+        rt::sleep(Duration::from_millis(100)).await;
+        new
+    })
+    .await;
+    reg.check_invariants().unwrap();
+    (reg.get("agent-2"), new)
+}
+
+/// Issue 22: a `Down` about a dead pid never removes the live agent that took over its id, on
+/// every schedule tried (the old relay, which looked the id up in its own task and then sent an
+/// unconditional unregister, lost the agent on some of these seeds).
+#[test]
+fn a_late_down_never_removes_the_agent_that_took_over_the_id() {
+    if !rt::SIMULATED {
+        return;
+    }
+    let mut lost = Vec::new();
+    for seed in 0..32 {
+        let world = rt::World::new(seed, &rt::NetConfig::default(), None).unwrap();
+        let (entry, new) = world.block_on(async {
+            let node = Node::local(0, 1);
+            down_races_a_move(&node).await
+        });
+        if entry.and_then(|a| a.pid) != Some(new) {
+            lost.push(seed);
+        }
+    }
+    assert!(lost.is_empty(), "agent-2 lost on seeds {lost:?}");
+}
+
+/// The same race on this build's executor (one schedule), and the registry-level rule in both
+/// builds: `ReportDown` for a pid no agent holds any more is refused, and removes nothing.
+#[rt::test]
+async fn report_down_is_a_compare_and_delete() {
+    let node = Node::local(0, 1);
+    let (entry, new) = down_races_a_move(&node).await;
+    assert_eq!(entry.and_then(|a| a.pid), Some(new));
+    let reg = AgentRegistry::start(&node, None, Config::default())
+        .await
+        .unwrap();
+    let r = reg.clone();
+    in_process(&node, move |ctx| async move {
+        let me = ctx.pid();
+        let gone = Pid { id: 9_999, ..me };
+        r.register(&ctx, Agent::new("a", 0).pid(gone), SEC)
+            .await
+            .unwrap();
+        r.update(&ctx, Agent::new("a", 0).pid(me), SEC)
+            .await
+            .unwrap();
+        let err = r.report_down(&ctx, gone, SEC).await.unwrap_err();
+        assert!(
+            matches!(&err, TxError::Op { op: OpKind::Unregister, error: OpError::NotFound(p), .. } if *p == gone.to_string()),
+            "{err:?}"
+        );
+        assert_eq!(r.get("a").and_then(|a| a.pid), Some(me));
+        r.report_down(&ctx, me, SEC).await.unwrap();
+        assert_eq!(r.get("a"), None);
+    })
+    .await;
+}

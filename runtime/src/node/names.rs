@@ -4,19 +4,86 @@
 //! messages to it, locally or over the wire. An unknown name drops the message and traces it
 //! (`drop reason=no-name`), as a send to a dead pid would be dropped remotely.
 
+use std::collections::BTreeMap;
+
 use super::{Node, State};
 use crate::mailbox::{Payload, Signal};
+use crate::registry::{cluster::Replica, local::Named, Host};
 use crate::wire::Wire;
-use crate::{event, Message, Pid, SendError};
+use crate::{event, Message, Pid, Ref, SendError};
+
+/// All the registries may touch of a node: its identity, monitors by reference, one liveness
+/// query per kind (monitor, local process), sends, and the registries' own tables.
+impl Host for State {
+    fn node_index(&self) -> u32 {
+        self.index
+    }
+
+    fn peer_nodes(&self) -> Vec<u32> {
+        self.peers
+            .keys()
+            .copied()
+            .filter(|n| *n != self.index)
+            .collect()
+    }
+
+    fn new_ref(&mut self) -> Ref {
+        self.make_ref()
+    }
+
+    fn watch(&mut self, reference: Ref, watcher: Pid, target: Pid) {
+        self.monitor(reference, watcher, target, false);
+    }
+
+    fn unwatch(&mut self, reference: Ref) {
+        self.demonitor(reference);
+    }
+
+    fn monitor_live(&self, reference: Ref) -> bool {
+        self.watching.contains_key(&reference)
+    }
+
+    fn process_live(&self, pid: Pid) -> bool {
+        pid.node == self.index
+            && pid.incarnation == self.incarnation
+            && self.procs.contains_key(&pid.id)
+    }
+
+    fn send_to<T: Message>(&mut self, from: Pid, to: Pid, msg: T) -> Result<(), SendError<T>> {
+        self.send(from, to, msg)
+    }
+
+    fn send_to_named<T: Message>(
+        &mut self,
+        from: Pid,
+        node: u32,
+        name: &str,
+        msg: T,
+    ) -> Result<(), SendError<T>> {
+        self.send_name(from, node, name, msg)
+    }
+
+    fn local_names(&self) -> &BTreeMap<String, Named> {
+        &self.names
+    }
+
+    fn local_names_mut(&mut self) -> &mut BTreeMap<String, Named> {
+        &mut self.names
+    }
+
+    fn keeper_slot(&mut self) -> &mut Option<Pid> {
+        &mut self.name_keeper
+    }
+
+    fn replica_slot(&mut self) -> &mut Option<Replica> {
+        &mut self.cluster_registry
+    }
+}
 
 impl State {
-    /// The live process registered as `name` here: an entry counts only while the monitor the
-    /// registry holds on it is live, so a name never resolves to a process whose `Down` fired.
+    /// The live process registered as `name` here (the local registry's rule).
     pub(crate) fn whereis_name(&self, name: &str) -> Option<Pid> {
-        self.names
-            .get(name)
-            .filter(|named| self.watching.contains_key(&named.monitor))
-            .map(|named| named.pid)
+        crate::registry::local::whereis(self, name)
     }
 
     pub(crate) fn send_name<T: Message>(

@@ -8,10 +8,14 @@
 //! - **Cleanup.** Each replica monitors every pid it holds. A `Down` (the process exited, or
 //!   `NoConnection`: its node was declared down, crashed or partitioned away) removes the name;
 //!   until the replica handles it the entry is already invisible.
-//! - **Conflicts.** A name held by two processes (registered on both sides of a partition) is
-//!   resolved the same way on every replica: the earlier registration wins, ordered by
-//!   (registration time on the runtime clock, pid). The loser's own node drops it and sends
-//!   the loser a [`NameConflict`]; every replica traces `name-conflict`.
+//! - **Conflicts.** A name held by two processes (claimed by two nodes that did not see each
+//!   other's claim: both sides of a partition, or two connected nodes within one push's
+//!   latency) is resolved the same way on every replica: the earlier registration wins, ordered
+//!   by (logical stamp, pid). The stamp is a Lamport clock per replica: one more than every stamp
+//!   the replica has issued or received, so a registration made after another was seen ranks
+//!   after it, whatever the nodes' clocks say (the real build's `rt::elapsed()` is always 0).
+//!   The loser's own node drops it and sends the loser a [`NameConflict`]; every replica traces
+//!   `name-conflict`.
 //! - **Restarts.** A restarted node starts with no names (its processes died with it) and
 //!   learns everyone else's from their next push. A crashed replica process is restarted by the
 //!   next registry call, and monitors its entries again.
@@ -21,9 +25,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::local::{ensure_keeper, register_locked};
-use super::{Backend, NameConflict, RegistryError};
-use crate::node::State;
-use crate::rt::{self, Duration};
+use super::{Backend, Host, NameConflict, RegistryError};
+use crate::rt::Duration;
 use crate::{event, Ctx, Event, ExitReason, Node, Pid, Ref};
 
 /// The node-local name of every node's replica.
@@ -32,7 +35,7 @@ pub const REPLICA_NAME: &str = "groundhog.registry";
 /// How often a replica pushes its owned names to its peers (anti-entropy after heals).
 pub const SYNC_EVERY: Duration = Duration::from_millis(300);
 
-/// A node's complete set of owned names: (name, pid, registration time in ns).
+/// A node's complete set of owned names: (name, pid, logical stamp of the registration).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Owned {
     node: u32,
@@ -41,73 +44,77 @@ pub(crate) struct Owned {
 
 struct Held {
     pid: Pid,
-    at: u64,
+    stamp: u64,
     monitor: Ref,
 }
 
 impl Held {
+    /// Where this registration stands in the conflict order: the smaller one wins.
     fn rank(&self) -> (u64, Pid) {
-        (self.at, self.pid)
+        (self.stamp, self.pid)
     }
 }
 
 /// A node's replica: its process and the names it holds (its own and its peers').
 pub(crate) struct Replica {
     pub(crate) pid: Pid,
-    peers: Vec<u32>,
+    /// The Lamport clock: the largest stamp issued here or seen in a peer's push.
+    clock: u64,
     entries: BTreeMap<String, Held>,
 }
 
-impl State {
-    fn visible(&self, held: &Held) -> bool {
-        self.watching.contains_key(&held.monitor)
-    }
-
-    /// Runs `f` on the replica table, taken out of the node state so both can be used.
-    fn with_replica<T>(&mut self, f: impl FnOnce(&mut State, &mut Replica) -> T) -> Option<T> {
-        let mut replica = self.cluster_registry.take()?;
-        let out = f(self, &mut replica);
-        self.cluster_registry = Some(replica);
-        Some(out)
-    }
+/// An entry counts while the replica's monitor on its holder is live.
+fn visible(st: &impl Host, held: &Held) -> bool {
+    st.monitor_live(held.monitor)
 }
 
-fn now_ns() -> u64 {
-    rt::elapsed().as_nanos() as u64
+/// Runs `f` on the replica table, taken out of the node state so both can be used.
+fn with_replica<H: Host, T>(st: &mut H, f: impl FnOnce(&mut H, &mut Replica) -> T) -> Option<T> {
+    let mut replica = st.replica_slot().take()?;
+    let out = f(st, &mut replica);
+    *st.replica_slot() = Some(replica);
+    Some(out)
 }
 
 /// Pushes this node's owned (visible) names to every peer's replica.
-fn push(st: &mut State, replica: &Replica) {
+fn push(st: &mut impl Host, replica: &Replica) {
+    let index = st.node_index();
     let names: Vec<(String, Pid, u64)> = replica
         .entries
         .iter()
-        .filter(|(_, h)| h.pid.node == st.index && st.visible(h))
-        .map(|(n, h)| (n.clone(), h.pid, h.at))
+        .filter(|(_, h)| h.pid.node == index && visible(st, h))
+        .map(|(n, h)| (n.clone(), h.pid, h.stamp))
         .collect();
-    let owned = Owned {
-        node: st.index,
-        names,
-    };
-    for peer in &replica.peers {
-        let _ = st.send_name(replica.pid, *peer, REPLICA_NAME, owned.clone());
+    let owned = Owned { node: index, names };
+    for peer in st.peer_nodes() {
+        let _ = st.send_to_named(replica.pid, peer, REPLICA_NAME, owned.clone());
     }
 }
 
-fn hold(st: &mut State, replica: &mut Replica, name: &str, pid: Pid, at: u64) {
-    let monitor = st.make_ref();
-    st.monitor(monitor, replica.pid, pid, false);
-    if let Some(old) = replica
-        .entries
-        .insert(name.to_string(), Held { pid, at, monitor })
-    {
-        st.demonitor(old.monitor);
+fn hold(st: &mut impl Host, replica: &mut Replica, name: &str, pid: Pid, stamp: u64) {
+    let monitor = st.new_ref();
+    st.watch(monitor, replica.pid, pid);
+    replica.clock = replica.clock.max(stamp);
+    if let Some(old) = replica.entries.insert(
+        name.to_string(),
+        Held {
+            pid,
+            stamp,
+            monitor,
+        },
+    ) {
+        st.unwatch(old.monitor);
     }
 }
 
 /// A peer's owned set arrived: take its names, drop the ones it no longer owns, and resolve
-/// names held by two processes.
-fn apply(st: &mut State, replica: &mut Replica, owned: Owned) {
+/// names held by two processes (the smaller `(stamp, pid)` wins).
+fn apply(st: &mut impl Host, replica: &mut Replica, owned: Owned) {
     let from = owned.node;
+    let index = st.node_index();
+    if let Some(latest) = owned.names.iter().map(|(_, _, stamp)| *stamp).max() {
+        replica.clock = replica.clock.max(latest);
+    }
     let stale: Vec<String> = replica
         .entries
         .iter()
@@ -118,49 +125,49 @@ fn apply(st: &mut State, replica: &mut Replica, owned: Owned) {
         .collect();
     for name in stale {
         if let Some(h) = replica.entries.remove(&name) {
-            st.demonitor(h.monitor);
-            event!("unregister", node = st.index, name = name.as_str(), pid = %h.pid, backend = "cluster", why = "owner-dropped");
+            st.unwatch(h.monitor);
+            event!("unregister", node = index, name = name.as_str(), pid = %h.pid, backend = "cluster", why = "owner-dropped");
         }
     }
     let mut lost_own = false;
-    for (name, pid, at) in owned.names {
+    for (name, pid, stamp) in owned.names {
         if pid.node != from {
             continue;
         }
         let current = replica
             .entries
             .get(&name)
-            .map(|h| (h.pid, h.rank(), st.visible(h)));
+            .map(|h| (h.pid, h.rank(), visible(st, h)));
         match current {
             Some((held, _, true)) if held == pid => continue,
-            Some((held, rank, true)) if rank < (at, pid) => {
-                event!("name-conflict", node = st.index, name = name.as_str(), winner = %held, loser = %pid);
+            Some((held, rank, true)) if rank < (stamp, pid) => {
+                event!("name-conflict", node = index, name = name.as_str(), winner = %held, loser = %pid);
                 continue;
             }
-            Some((held, _, true)) => {
-                event!("name-conflict", node = st.index, name = name.as_str(), winner = %pid, loser = %held);
-                if held.node == st.index {
+            Some((held, (held_stamp, _), true)) => {
+                event!("name-conflict", node = index, name = name.as_str(), winner = %pid, loser = %held);
+                if held.node == index {
                     lost_own = true;
-                    let _ = st.send(
-                        replica.pid,
-                        held,
-                        NameConflict {
-                            name: name.clone(),
-                            winner: pid,
-                        },
-                    );
+                    let conflict = NameConflict {
+                        name: name.clone(),
+                        winner: pid,
+                        winner_stamp: stamp,
+                        loser_stamp: held_stamp,
+                    };
+                    let _ = st.send_to(replica.pid, held, conflict);
                 }
             }
             _ => {}
         }
-        hold(st, replica, &name, pid, at);
+        hold(st, replica, &name, pid, stamp);
     }
     if lost_own {
         push(st, replica);
     }
 }
 
-fn on_down(st: &mut State, replica: &mut Replica, reference: Ref, reason: &ExitReason) {
+fn on_down(st: &mut impl Host, replica: &mut Replica, reference: Ref, reason: &ExitReason) {
+    let index = st.node_index();
     let gone: Vec<String> = replica
         .entries
         .iter()
@@ -170,8 +177,8 @@ fn on_down(st: &mut State, replica: &mut Replica, reference: Ref, reason: &ExitR
     let mut own = false;
     for name in gone {
         if let Some(h) = replica.entries.remove(&name) {
-            own |= h.pid.node == st.index;
-            event!("unregister", node = st.index, name = name.as_str(), pid = %h.pid, backend = "cluster", why = %reason);
+            own |= h.pid.node == index;
+            event!("unregister", node = index, name = name.as_str(), pid = %h.pid, backend = "cluster", why = %reason);
         }
     }
     if own {
@@ -184,17 +191,17 @@ async fn replica_loop(mut ctx: Ctx<Owned>) -> ExitReason {
     loop {
         match ctx.recv().await {
             Event::Msg { msg, .. } => {
-                ctx.node().lock().with_replica(|st, r| apply(st, r, msg));
+                with_replica(&mut *ctx.node().lock(), |st, r| apply(st, r, msg));
             }
             Event::Down {
                 reference, reason, ..
             } => {
-                ctx.node()
-                    .lock()
-                    .with_replica(|st, r| on_down(st, r, reference, &reason));
+                with_replica(&mut *ctx.node().lock(), |st, r| {
+                    on_down(st, r, reference, &reason)
+                });
             }
             Event::Timer { .. } => {
-                ctx.node().lock().with_replica(|st, r| push(st, r));
+                with_replica(&mut *ctx.node().lock(), |st, r| push(st, r));
                 ctx.send_after(SYNC_EVERY, 0);
             }
             _ => {}
@@ -207,33 +214,34 @@ async fn replica_loop(mut ctx: Ctx<Owned>) -> ExitReason {
 fn ensure_replica(node: &Node) -> Result<Pid, RegistryError> {
     {
         let mut st = node.lock();
-        if let Some(pid) = st.cluster_registry.as_ref().map(|r| r.pid) {
-            if st.entry(pid).is_some() {
+        if let Some(pid) = st.replica_slot().as_ref().map(|r| r.pid) {
+            if st.process_live(pid) {
                 return Ok(pid);
             }
         }
     }
     let keeper = ensure_keeper(node)?;
     let pid = node.spawn("registry-replica", replica_loop);
-    let mut st = node.lock();
-    register_locked(&mut st, keeper, REPLICA_NAME, pid)?;
-    let replica = st.cluster_registry.take().unwrap_or_else(|| Replica {
+    let mut guard = node.lock();
+    let st = &mut *guard;
+    register_locked(st, keeper, REPLICA_NAME, pid)?;
+    let replica = st.replica_slot().take().unwrap_or(Replica {
         pid,
-        peers: node.config().peers.keys().copied().collect(),
+        clock: 0,
         entries: BTreeMap::new(),
     });
     let mut replica = Replica { pid, ..replica };
     let held: Vec<(String, Pid, u64)> = replica
         .entries
         .iter()
-        .map(|(n, h)| (n.clone(), h.pid, h.at))
+        .map(|(n, h)| (n.clone(), h.pid, h.stamp))
         .collect();
-    for (name, holder, at) in held {
-        hold(&mut st, &mut replica, &name, holder, at);
+    for (name, holder, stamp) in held {
+        hold(st, &mut replica, &name, holder, stamp);
     }
-    event!("registry-replica", node = st.index, pid = %pid, names = replica.entries.len());
-    push(&mut st, &replica);
-    st.cluster_registry = Some(replica);
+    event!("registry-replica", node = st.node_index(), pid = %pid, names = replica.entries.len());
+    push(st, &replica);
+    *st.replica_slot() = Some(replica);
     Ok(pid)
 }
 
@@ -251,25 +259,36 @@ impl ClusterBackend {
 impl Backend for ClusterBackend {
     fn register(&self, name: &str, pid: Pid) -> Result<(), RegistryError> {
         ensure_replica(&self.node)?;
-        let mut st = self.node.lock();
-        if pid.node != st.index {
-            return Err(RegistryError::NotLocal {
-                pid,
-                node: st.index,
-            });
+        let mut guard = self.node.lock();
+        let st = &mut *guard;
+        let index = st.node_index();
+        if pid.node != index {
+            return Err(RegistryError::NotLocal { pid, node: index });
         }
-        if st.entry(pid).is_none() {
+        if !st.process_live(pid) {
             return Err(RegistryError::NotAlive(pid));
         }
-        st.with_replica(|st, r| {
-            if let Some(h) = r.entries.get(name).filter(|h| st.visible(h)) {
+        with_replica(st, |st, r| {
+            if let Some(h) = r.entries.get(name).filter(|h| visible(st, h)) {
                 return Err(RegistryError::AlreadyRegistered {
                     name: name.to_string(),
                     holder: h.pid,
                 });
             }
-            hold(st, r, name, pid, now_ns());
-            event!("register", node = st.index, name = name, pid = %pid, backend = "cluster");
+            if let Some((held, _)) = r
+                .entries
+                .iter()
+                .find(|(_, h)| h.pid == pid && visible(st, h))
+            {
+                return Err(RegistryError::AlreadyNamed {
+                    pid,
+                    name: held.clone(),
+                });
+            }
+            r.clock += 1;
+            let stamp = r.clock;
+            hold(st, r, name, pid, stamp);
+            event!("register", node = index, name = name, pid = %pid, backend = "cluster");
             push(st, r);
             Ok(())
         })
@@ -278,24 +297,25 @@ impl Backend for ClusterBackend {
 
     fn unregister(&self, name: &str) -> Result<Pid, RegistryError> {
         let _ = ensure_replica(&self.node);
-        let mut st = self.node.lock();
-        st.with_replica(|st, r| {
+        let mut guard = self.node.lock();
+        with_replica(&mut *guard, |st, r| {
+            let index = st.node_index();
             let holder = r
                 .entries
                 .get(name)
-                .filter(|h| st.visible(h))
+                .filter(|h| visible(st, h))
                 .map(|h| h.pid)
                 .ok_or_else(|| RegistryError::NotRegistered(name.to_string()))?;
-            if holder.node != st.index {
+            if holder.node != index {
                 return Err(RegistryError::NotLocal {
                     pid: holder,
-                    node: st.index,
+                    node: index,
                 });
             }
             if let Some(h) = r.entries.remove(name) {
-                st.demonitor(h.monitor);
+                st.unwatch(h.monitor);
             }
-            event!("unregister", node = st.index, name = name, pid = %holder, backend = "cluster", why = "asked");
+            event!("unregister", node = index, name = name, pid = %holder, backend = "cluster", why = "asked");
             push(st, r);
             Ok(holder)
         })
@@ -304,18 +324,23 @@ impl Backend for ClusterBackend {
 
     fn whereis(&self, name: &str) -> Option<Pid> {
         let _ = ensure_replica(&self.node);
-        let mut st = self.node.lock();
-        st.with_replica(|st, r| r.entries.get(name).filter(|h| st.visible(h)).map(|h| h.pid))
-            .flatten()
+        let mut guard = self.node.lock();
+        with_replica(&mut *guard, |st, r| {
+            r.entries
+                .get(name)
+                .filter(|h| visible(st, h))
+                .map(|h| h.pid)
+        })
+        .flatten()
     }
 
     fn registered(&self) -> Vec<(String, Pid)> {
         let _ = ensure_replica(&self.node);
-        let mut st = self.node.lock();
-        st.with_replica(|st, r| {
+        let mut guard = self.node.lock();
+        with_replica(&mut *guard, |st, r| {
             r.entries
                 .iter()
-                .filter(|(_, h)| st.visible(h))
+                .filter(|(_, h)| visible(st, h))
                 .map(|(n, h)| (n.clone(), h.pid))
                 .collect()
         })
