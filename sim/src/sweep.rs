@@ -2,7 +2,7 @@
 //! users' own `#[test]`s.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::Instant;
@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::check::{check_determinism, Divergence};
 use crate::harness::{HarnessError, Outcome, Sim};
 use crate::scenario::{lock, Scenario};
-use crate::seeds::{SeedRange, Shard};
+use crate::seeds::{SeedRange, SeedSet, Shard};
 use crate::trace::TraceHash;
 
 /// What to do with each seed.
@@ -50,6 +50,8 @@ impl SeedResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepSummary {
     pub seeds_run: u64,
+    /// Every failing run, counted; `failures` keeps the first [`KEPT_FAILURES`] of them.
+    pub failed: u64,
     pub failures: Vec<SeedResult>,
     pub nondeterministic: Vec<SeedResult>,
     pub wall_secs: f64,
@@ -65,7 +67,7 @@ impl SweepSummary {
     pub fn exit_code(&self) -> u8 {
         if !self.nondeterministic.is_empty() {
             3
-        } else if !self.failures.is_empty() {
+        } else if self.failed > 0 {
             1
         } else {
             0
@@ -74,9 +76,14 @@ impl SweepSummary {
 
     pub fn line(&self) -> String {
         format!(
-            "seeds={} failures={} nondeterministic={} wall={:.2}s seeds/s={:.1} sim={:.1}s sim:wall={:.0}x{}",
+            "seeds={} failures={}{} nondeterministic={} wall={:.2}s seeds/s={:.1} sim={:.1}s sim:wall={:.0}x{}",
             self.seeds_run,
-            self.failures.len(),
+            self.failed,
+            if self.failed > self.failures.len() as u64 {
+                format!(" (first {} listed)", self.failures.len())
+            } else {
+                String::new()
+            },
             self.nondeterministic.len(),
             self.wall_secs,
             self.seeds_per_sec,
@@ -142,39 +149,56 @@ impl<'a> Sweep<'a> {
 
     /// Runs the sweep. `Err` for input that cannot make a run (checked on the first seed of each
     /// target before any worker starts).
+    ///
+    /// Memory is constant in the number of seeds: seeds are computed from their index, and only
+    /// failures are kept (the first [`KEPT_FAILURES`]; the rest are counted).
     pub fn run(self) -> Result<SweepSummary, HarnessError> {
-        let seeds = match self.shard {
-            Some(shard) => shard.seeds(&self.seeds),
-            None => self.seeds.0.clone().collect(),
-        };
+        let seeds = SeedSet::new(self.seeds.clone(), self.shard);
+        seeds.check_not_empty().map_err(HarnessError::BadInput)?;
         for (scenario, variant) in &self.targets {
             let sim = self.template.clone().variant(variant.clone());
             sim.variant_for(*scenario)?;
-            if let Some(&seed) = seeds.first() {
+            if let Some(seed) = seeds.first() {
                 sim.seed(seed).resolve_plan(*scenario)?;
             }
         }
-        let items: Vec<(usize, u64)> = (0..self.targets.len())
-            .flat_map(|t| seeds.iter().map(move |&s| (t, s)))
-            .collect();
+        let per_target = u128::from(seeds.len());
+        let total = per_target * self.targets.len() as u128;
         let bar = if self.progress {
-            indicatif::ProgressBar::new(items.len() as u64)
+            let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} runs, {msg}, {per_sec}, eta {eta}",
+                )
+                .expect("a fixed template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix("sweep");
+            bar.set_message("0 failed");
+            bar
         } else {
             indicatif::ProgressBar::hidden()
         };
-        let next = AtomicUsize::new(0);
+        let next: Mutex<u128> = Mutex::new(0);
         let stop = AtomicBool::new(false);
-        let results: Mutex<Vec<SeedResult>> = Mutex::new(Vec::with_capacity(items.len()));
+        let tally: Mutex<Tally> = Mutex::new(Tally::default());
         let first_error: Mutex<Option<HarnessError>> = Mutex::new(None);
         let started = Instant::now();
+        let workers = u128::from(self.jobs.clamp(1, MAX_JOBS) as u64).min(total.max(1));
         thread::scope(|s| {
-            for _ in 0..self.jobs.min(items.len().max(1)) {
+            for _ in 0..workers {
                 s.spawn(|| {
                     while !stop.load(Ordering::Relaxed) {
-                        let Some(&(t, seed)) = items.get(next.fetch_add(1, Ordering::Relaxed))
-                        else {
-                            break;
+                        let index = {
+                            let mut next = lock(&next);
+                            if *next >= total {
+                                break;
+                            }
+                            *next += 1;
+                            *next - 1
                         };
+                        let t = (index / per_target) as usize;
+                        let seed = seeds.nth((index % per_target) as u64);
                         let (scenario, variant) = &self.targets[t];
                         match self.one(*scenario, variant, seed) {
                             Ok(r) => {
@@ -183,7 +207,11 @@ impl<'a> Sweep<'a> {
                                 if bad && self.fail_fast {
                                     stop.store(true, Ordering::Relaxed);
                                 }
-                                lock(&results).push(r);
+                                let mut tally = lock(&tally);
+                                tally.add(r, self.mode);
+                                if bad {
+                                    bar.set_message(format!("{} failed", tally.failed));
+                                }
                             }
                             Err(e) => {
                                 lock(&first_error).get_or_insert(e);
@@ -200,34 +228,24 @@ impl<'a> Sweep<'a> {
             return Err(e);
         }
         let wall = started.elapsed().as_secs_f64();
-        let mut results = std::mem::take(&mut *lock(&results));
-        results.sort_by(|a, b| {
+        let tally = std::mem::take(&mut *lock(&tally));
+        let by_seed = |a: &SeedResult, b: &SeedResult| {
             (&a.scenario, &a.variant, a.seed).cmp(&(&b.scenario, &b.variant, b.seed))
-        });
-        let sim_secs = results
-            .iter()
-            .map(|r| r.sim_nanos as f64 / 1e9)
-            .sum::<f64>();
-        let seeds_run = results.len() as u64;
-        let nondeterministic: Vec<_> = results
-            .iter()
-            .filter(|r| r.divergence.is_some())
-            .cloned()
-            .collect();
-        let failures = if self.mode == Mode::DeterminismOnly {
-            Vec::new()
-        } else {
-            results.into_iter().filter(SeedResult::failed).collect()
         };
+        let (mut failures, mut nondeterministic) = (tally.failures, tally.nondeterministic);
+        failures.sort_by(by_seed);
+        nondeterministic.sort_by(by_seed);
+        let sim_secs = tally.sim_nanos as f64 / 1e9;
         Ok(SweepSummary {
-            seeds_run,
+            seeds_run: tally.runs,
+            failed: tally.failed,
             failures,
             nondeterministic,
             wall_secs: wall,
             sim_secs,
-            seeds_per_sec: seeds_run as f64 / wall.max(1e-9),
+            seeds_per_sec: tally.runs as f64 / wall.max(1e-9),
             sim_wall_ratio: sim_secs / wall.max(1e-9),
-            stopped_early: stop.load(Ordering::Relaxed) && (seeds_run as usize) < items.len(),
+            stopped_early: stop.load(Ordering::Relaxed) && u128::from(tally.runs) < total,
         })
     }
 
@@ -255,6 +273,41 @@ impl<'a> Sweep<'a> {
             outcome: report.outcome,
             divergence,
         })
+    }
+}
+
+/// At most this many failures (and as many divergences) are kept with their summaries and repro
+/// lines; past it they are only counted, so a sweep whose every seed fails stays in constant memory.
+pub const KEPT_FAILURES: usize = 1000;
+
+/// The most worker threads a sweep starts. Each runs its own simulated world on an OS thread, so
+/// more workers than cores only add memory; this bound keeps `--jobs 100000` from exhausting the
+/// machine's threads (the CLI refuses more than this with a readable error).
+pub const MAX_JOBS: usize = 256;
+
+/// What the workers have found so far.
+#[derive(Default)]
+struct Tally {
+    runs: u64,
+    failed: u64,
+    sim_nanos: u128,
+    failures: Vec<SeedResult>,
+    nondeterministic: Vec<SeedResult>,
+}
+
+impl Tally {
+    fn add(&mut self, r: SeedResult, mode: Mode) {
+        self.runs += 1;
+        self.sim_nanos += r.sim_nanos;
+        if r.divergence.is_some() && self.nondeterministic.len() < KEPT_FAILURES {
+            self.nondeterministic.push(r.clone());
+        }
+        if mode != Mode::DeterminismOnly && r.failed() {
+            self.failed += 1;
+            if self.failures.len() < KEPT_FAILURES {
+                self.failures.push(r);
+            }
+        }
     }
 }
 
