@@ -21,7 +21,7 @@ use crate::harness::{HarnessError, Sim};
 use crate::prove::{provable, Proof, Prove};
 use crate::scenario::{Catalogue, Scenario};
 use crate::seeds::{SeedRange, Shard};
-use crate::sweep::{Mode, Sweep, SweepSummary};
+use crate::sweep::{Mode, Sweep, SweepSummary, MAX_JOBS};
 
 pub const EXIT_PASS: u8 = 0;
 pub const EXIT_FAIL: u8 = 1;
@@ -64,13 +64,13 @@ struct PlanChoice {
     #[arg(long)]
     plan: Option<PathBuf>,
     /// Intensity of the generated plan, 0.0 to 1.0.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     intensity: Option<f64>,
     /// Kinds of fault the generated plan may use, comma-separated (e.g. partition,crash-node).
     #[arg(long, value_delimiter = ',')]
     faults: Option<Vec<FaultKind>>,
     /// Number of nodes, overriding the scenario's.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     nodes: Option<u32>,
 }
 
@@ -97,7 +97,7 @@ struct RunArgs {
     scenario: String,
     #[arg(long)]
     variant: Option<String>,
-    #[arg(long, env = "GROUNDHOG_SEED")]
+    #[arg(long, env = "GROUNDHOG_SEED", allow_negative_numbers = true)]
     seed: u64,
     /// Print every trace line.
     #[arg(long)]
@@ -117,10 +117,10 @@ struct Targets {
     #[arg(long)]
     variant: Option<String>,
     /// Seeds: A..B (B excluded), A..=B, or N.
-    #[arg(long, env = "GROUNDHOG_SEEDS")]
+    #[arg(long, env = "GROUNDHOG_SEEDS", allow_hyphen_values = true)]
     seeds: SeedRange,
     /// Worker threads (default: one per core).
-    #[arg(long, env = "GROUNDHOG_JOBS")]
+    #[arg(long, env = "GROUNDHOG_JOBS", allow_negative_numbers = true)]
     jobs: Option<usize>,
     /// Only shard I of N (1-based) of the seeds, e.g. 3/16.
     #[arg(long)]
@@ -172,7 +172,7 @@ struct ProveArgs {
     #[arg(long, default_value_t = 50)]
     check_seeds: u64,
     /// Worker threads (default: one per core).
-    #[arg(long, env = "GROUNDHOG_JOBS")]
+    #[arg(long, env = "GROUNDHOG_JOBS", allow_negative_numbers = true)]
     jobs: Option<usize>,
     /// Print the proofs as JSON.
     #[arg(long)]
@@ -182,7 +182,7 @@ struct ProveArgs {
 #[derive(Args)]
 struct PlanArgs {
     scenario: String,
-    #[arg(long, env = "GROUNDHOG_SEED")]
+    #[arg(long, env = "GROUNDHOG_SEED", allow_negative_numbers = true)]
     seed: u64,
     #[command(flatten)]
     plan: PlanChoice,
@@ -215,9 +215,7 @@ where
             return EXIT_PASS;
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            let _ = writeln!(err, "groundhog: {}", first.trim_start_matches("error: "));
+            let _ = writeln!(err, "groundhog: {}", one_line(&e.to_string()));
             return EXIT_BAD_INPUT;
         }
     };
@@ -228,6 +226,33 @@ where
             EXIT_BAD_INPUT
         }
     }
+}
+
+fn check_jobs(jobs: Option<usize>) -> Result<(), Bad> {
+    match jobs {
+        Some(0) => Err(Bad("--jobs must be at least 1".into())),
+        Some(j) if j > MAX_JOBS => Err(Bad(format!(
+            "--jobs {j} is more than {MAX_JOBS} (each job is a thread running its own world; more \
+             jobs than cores only add memory)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// clap's message in one line: its first line, and when that ends in a colon (`the following
+/// required arguments were not provided:`) the lines that name what it means.
+fn one_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim);
+    let mut line = lines
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    if line.ends_with(':') {
+        let named: Vec<&str> = lines.take_while(|l| !l.is_empty()).collect();
+        line = format!("{} {}", line, named.join(", "));
+    }
+    line
 }
 
 /// Bad input: one line, exit 2.
@@ -288,12 +313,11 @@ fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Resu
             let scenario = catalogue.find(&args.scenario)?;
             let sim = args.plan.apply(Sim::new(args.seed));
             let plan = sim.resolve_plan(scenario.as_ref())?;
+            let toml = plan.to_toml().map_err(HarnessError::from)?;
             let _ = write!(
                 out,
-                "# groundhog plan {} --seed {}\n{}",
-                args.scenario,
-                args.seed,
-                plan.to_toml()
+                "# groundhog plan {} --seed {}\n{toml}",
+                args.scenario, args.seed,
             );
             Ok(EXIT_PASS)
         }
@@ -302,12 +326,7 @@ fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Resu
 }
 
 fn prove(catalogue: &Catalogue, args: ProveArgs, out: &mut dyn Write) -> Result<u8, Bad> {
-    if args.jobs == Some(0) {
-        return Err(Bad("--jobs must be at least 1".into()));
-    }
-    if args.ranges == 0 {
-        return Err(Bad("--ranges must be at least 1".into()));
-    }
+    check_jobs(args.jobs)?;
     let scenarios: Vec<&dyn Scenario> = match (&args.scenario, args.all) {
         (Some(name), false) => {
             let found = catalogue.find(name)?;
@@ -504,9 +523,7 @@ fn sweep(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<u8, Bad> {
-    if t.jobs == Some(0) {
-        return Err(Bad("--jobs must be at least 1".into()));
-    }
+    check_jobs(t.jobs)?;
     let targets = targets(catalogue, t)?;
     let template = t.plan.apply(Sim::new(0));
     let mut sweep = Sweep::new(targets, t.seeds.clone(), template)

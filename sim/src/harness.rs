@@ -9,7 +9,7 @@ use groundhog_runtime::event;
 use groundhog_runtime::rt::{self, Control, Duration, NetConfig, World, WorldError};
 use serde::Serialize;
 
-use crate::fault::{Fault, FaultKind, FaultPlan, PlanError};
+use crate::fault::{Fault, FaultKind, FaultPlan, PlanError, PlanLimits};
 use crate::scenario::{lock, Ctx, Nodes, Processes, Scenario, Violation};
 use crate::trace::{format_time, Recorder, Trace, TraceHash};
 
@@ -238,10 +238,53 @@ impl Sim {
         flags
     }
 
-    /// Resolves the fault plan this run would use, checked against the node count.
-    pub fn resolve_plan(&self, scenario: &dyn Scenario) -> Result<FaultPlan, HarnessError> {
+    /// The node count this run would use, checked against the scenario's range.
+    pub fn nodes_for(&self, scenario: &dyn Scenario) -> Result<u32, HarnessError> {
         let setup = scenario.setup();
         let nodes = self.nodes.unwrap_or(setup.nodes);
+        let (min, max) = (
+            *setup.node_range.start(),
+            (*setup.node_range.end()).min(MAX_NODES),
+        );
+        if nodes == 0 {
+            return Err(HarnessError::BadInput(
+                "a run needs at least one node".into(),
+            ));
+        }
+        if nodes > MAX_NODES {
+            return Err(HarnessError::BadInput(format!(
+                "--nodes {nodes} is past the largest simulated cluster, {MAX_NODES} nodes"
+            )));
+        }
+        if !(min..=max).contains(&nodes) {
+            let can = if min == max {
+                format!("runs on exactly {min} node(s)")
+            } else {
+                format!("runs on {min} to {max} nodes")
+            };
+            return Err(HarnessError::BadInput(format!(
+                "scenario `{}` {can}, not {nodes}",
+                scenario.name()
+            )));
+        }
+        Ok(nodes)
+    }
+
+    /// Resolves the fault plan this run would use, checked against the node count and the
+    /// scenario's time limit.
+    pub fn resolve_plan(&self, scenario: &dyn Scenario) -> Result<FaultPlan, HarnessError> {
+        let setup = scenario.setup();
+        let nodes = self.nodes_for(scenario)?;
+        if self.intensity.is_some() && !matches!(self.plan, PlanSource::Generated) {
+            return Err(HarnessError::BadInput(
+                "--intensity shapes a generated plan; it cannot apply to a given --plan".into(),
+            ));
+        }
+        if self.kinds.is_some() && !matches!(self.plan, PlanSource::Generated) {
+            return Err(HarnessError::BadInput(
+                "--faults shapes a generated plan; it cannot apply to a given --plan".into(),
+            ));
+        }
         let net = self.net.clone().unwrap_or(setup.net);
         let (plan, path) = match &self.plan {
             PlanSource::Generated => {
@@ -262,7 +305,12 @@ impl Sim {
             PlanSource::File(p) => (FaultPlan::load(p)?, Some(p.display().to_string())),
             PlanSource::Given(plan) => (plan.clone(), None),
         };
-        plan.validate(nodes, path.as_deref())?;
+        let limits = PlanLimits {
+            nodes,
+            time_limit_ms: millis(self.time_limit.unwrap_or(setup.time_limit)),
+            settle_ms: millis(setup.settle),
+        };
+        plan.validate(limits, path.as_deref())?;
         Ok(plan)
     }
 
@@ -271,12 +319,7 @@ impl Sim {
     pub fn run(&self, scenario: &dyn Scenario) -> Result<Report, HarnessError> {
         let variant = self.variant_for(scenario)?;
         let setup = scenario.setup();
-        let nodes = self.nodes.unwrap_or(setup.nodes);
-        if nodes == 0 {
-            return Err(HarnessError::BadInput(
-                "a run needs at least one node".into(),
-            ));
-        }
+        let nodes = self.nodes_for(scenario)?;
         let plan = self.resolve_plan(scenario)?;
         let net = self
             .net
@@ -381,6 +424,15 @@ impl Drop for InRun {
 /// which the trace records, and a panicking driver makes the run's outcome `Panicked` with the
 /// message. Without it, a sweep over a scenario that injects crashes as panics prints a message
 /// (and, with `RUST_BACKTRACE`, a backtrace) per crash. The `groundhog` CLI installs it.
+/// The largest cluster a run may simulate. Node addresses have room for 65,534; past a thousand
+/// nodes a world's start-up and heartbeats alone take minutes per seed, so a larger count is a
+/// mistake on the command line, not an experiment.
+pub const MAX_NODES: u32 = 1024;
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 pub fn quiet_panics_in_runs() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -31,10 +31,13 @@ mod sweep;
 mod trace;
 
 pub use check::{check_determinism, Divergence};
-pub use fault::{Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanNet, TimedFault};
-pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim};
+pub use fault::{
+    Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanLimits, PlanNet, TimedFault,
+    MAX_LATENCY_MS, MAX_PLAN_BYTES,
+};
+pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim, MAX_NODES};
 pub use prove::{provable, Found, Proof, Prove, RangeSearch};
 pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};
-pub use seeds::{SeedRange, Shard};
-pub use sweep::{Check, Mode, SeedResult, Sweep, SweepSummary};
+pub use seeds::{SeedRange, SeedSet, Shard};
+pub use sweep::{Check, Mode, SeedResult, Sweep, SweepSummary, KEPT_FAILURES, MAX_JOBS};
 pub use trace::{format_time, Recorder, Trace, TraceHash};

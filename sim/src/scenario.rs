@@ -44,6 +44,8 @@ pub struct Setup {
     pub time_limit: Duration,
     /// A flawed variant must fail within this many consecutive seeds.
     pub seed_budget: u64,
+    /// Node counts the scenario can run with (`--nodes`); by default only `nodes`.
+    pub node_range: std::ops::RangeInclusive<u32>,
 }
 
 impl Setup {
@@ -55,7 +57,15 @@ impl Setup {
             settle: Duration::from_secs(2),
             time_limit: Duration::from_secs(600),
             seed_budget: 100,
+            node_range: nodes..=nodes,
         }
+    }
+
+    /// The scenario runs with any node count in `range` (`--nodes`), not only its default; the
+    /// harness refuses counts outside it, and never more than [`crate::MAX_NODES`].
+    pub fn node_range(mut self, range: std::ops::RangeInclusive<u32>) -> Self {
+        self.node_range = range;
+        self
     }
 
     pub fn net(mut self, net: rt::NetConfig) -> Self {
