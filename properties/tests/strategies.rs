@@ -41,6 +41,7 @@ pub fn plan(nodes: u32, window_ms: u64, max_faults: usize) -> impl Strategy<Valu
             FaultPlan {
                 quiet_at_ms: window_ms,
                 net: None,
+                swarm: None,
                 faults: v
                     .into_iter()
                     .map(|(at_ms, fault)| TimedFault { at_ms, fault })

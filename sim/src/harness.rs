@@ -300,6 +300,7 @@ impl Sim {
                 if let Some(kinds) = &self.kinds {
                     mix.kinds = kinds.clone();
                 }
+                mix.check().map_err(HarnessError::BadInput)?;
                 (FaultPlan::generate(self.seed, nodes, &mix, &net), None)
             }
             PlanSource::File(p) => (FaultPlan::load(p)?, Some(p.display().to_string())),
