@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::fault::FaultKind;
+use crate::fault::{Durations, FaultKind};
 use crate::harness::{HarnessError, Sim};
 use crate::prove::{provable, Proof, Prove};
 use crate::scenario::{Catalogue, Scenario};
@@ -69,6 +69,9 @@ struct PlanChoice {
     /// Kinds of fault the generated plan may use, comma-separated (e.g. partition,crash-node).
     #[arg(long, value_delimiter = ',')]
     faults: Option<Vec<FaultKind>>,
+    /// Pin the generated plan's episode lengths: short, long or mixed (default: drawn per seed).
+    #[arg(long)]
+    durations: Option<Durations>,
     /// Number of nodes, overriding the scenario's.
     #[arg(long, allow_negative_numbers = true)]
     nodes: Option<u32>,
@@ -84,6 +87,9 @@ impl PlanChoice {
         }
         if let Some(k) = &self.faults {
             sim = sim.faults(k.clone());
+        }
+        if let Some(d) = self.durations {
+            sim = sim.durations(d);
         }
         if let Some(n) = self.nodes {
             sim = sim.nodes(n);

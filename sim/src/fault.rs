@@ -213,6 +213,31 @@ impl Fault {
     }
 }
 
+impl Durations {
+    pub fn name(self) -> &'static str {
+        match self {
+            Durations::Short => "short",
+            Durations::Long => "long",
+            Durations::Mixed => "mixed",
+        }
+    }
+}
+
+impl FromStr for Durations {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "short" => Ok(Durations::Short),
+            "long" => Ok(Durations::Long),
+            "mixed" => Ok(Durations::Mixed),
+            _ => Err(format!(
+                "unknown durations `{s}` (known: short, long, mixed)"
+            )),
+        }
+    }
+}
+
 impl fmt::Display for Fault {
     /// The trace form: the fault's name followed by its fields.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -287,13 +312,19 @@ pub struct Swarm {
     /// `24 × intensity`).
     pub episodes: u32,
     pub durations: Durations,
-    /// Whether episodes may overlap; when not, each starts after the one before has been undone.
+    /// Whether episodes may overlap; when not, each starts after the one before has been undone
+    /// (and a fortieth of the window has passed).
     pub overlap: bool,
 }
 
 impl Swarm {
     /// Draws a shape for `kinds` at `intensity` (0 gives no episodes at all).
-    fn draw(rng: &mut impl Rng, kinds: &[FaultKind], intensity: f64) -> Swarm {
+    fn draw(
+        rng: &mut impl Rng,
+        kinds: &[FaultKind],
+        intensity: f64,
+        pinned: Option<Durations>,
+    ) -> Swarm {
         let mut on: Vec<FaultKind> = kinds
             .iter()
             .copied()
@@ -317,11 +348,13 @@ impl Swarm {
                 _ => around(rng, mean, mean * 3.0).max(1),
             }
         };
-        let durations = match rng.gen_range(0..3) {
+        // Drawn even when pinned, so pinning moves no other draw.
+        let drawn = match rng.gen_range(0..3) {
             0 => Durations::Short,
             1 => Durations::Long,
             _ => Durations::Mixed,
         };
+        let durations = pinned.unwrap_or(drawn);
         Swarm {
             kinds: on,
             episodes,
@@ -432,6 +465,10 @@ pub struct FaultMix {
     /// At most this many nodes crashed or paused at once (`None`: no limit).
     #[serde(default)]
     pub max_down: Option<u32>,
+    /// Episode lengths pinned for every seed instead of drawn (`--durations`), to show which
+    /// flaws need which outages.
+    #[serde(default)]
+    pub durations: Option<Durations>,
 }
 
 impl FaultMix {
@@ -445,6 +482,7 @@ impl FaultMix {
             roles: Vec::new(),
             aims: Vec::new(),
             max_down: None,
+            durations: None,
         }
     }
 
@@ -472,6 +510,12 @@ impl FaultMix {
     /// At most `n` nodes crashed or paused at the same time.
     pub fn max_down(mut self, n: u32) -> Self {
         self.max_down = Some(n);
+        self
+    }
+
+    /// Every seed's episodes are `durations` long, instead of a drawn profile.
+    pub fn durations(mut self, durations: Durations) -> Self {
+        self.durations = Some(durations);
         self
     }
 
@@ -687,7 +731,7 @@ impl FaultPlan {
         let mut faults = Vec::new();
         let intensity = mix.intensity.clamp(0.0, 1.0);
         let intensity = if nodes == 0 { 0.0 } else { intensity };
-        let swarm = Swarm::draw(&mut rng, &kinds, intensity);
+        let swarm = Swarm::draw(&mut rng, &kinds, intensity, mix.durations);
         // Without overlap, each episode starts after the previous one's undo.
         let mut free_from = 0;
         // Crash and pause episodes so far, as (start, end, node), for `max_down`.
@@ -705,7 +749,8 @@ impl FaultPlan {
                 break;
             }
             let end = (start + length).min(window);
-            free_from = end + 1;
+            // Sequential episodes leave the system a fortieth of the window between them.
+            free_from = end + (window / 40).max(1);
             let targets = mix.targets(kind, nodes);
             if targets.is_empty() {
                 continue;

@@ -9,7 +9,7 @@ use groundhog_runtime::event;
 use groundhog_runtime::rt::{self, Control, Duration, NetConfig, World, WorldError};
 use serde::Serialize;
 
-use crate::fault::{Fault, FaultKind, FaultPlan, PlanError, PlanLimits};
+use crate::fault::{Durations, Fault, FaultKind, FaultPlan, PlanError, PlanLimits};
 use crate::scenario::{lock, Ctx, Nodes, Processes, Scenario, Violation};
 use crate::trace::{format_time, Recorder, Trace, TraceHash};
 
@@ -121,6 +121,7 @@ pub struct Sim {
     intensity: Option<f64>,
     kinds: Option<Vec<FaultKind>>,
     nodes: Option<u32>,
+    durations: Option<Durations>,
     net: Option<NetConfig>,
     time_limit: Option<Duration>,
     keep_trace: bool,
@@ -135,6 +136,7 @@ impl Sim {
             intensity: None,
             kinds: None,
             nodes: None,
+            durations: None,
             net: None,
             time_limit: None,
             keep_trace: true,
@@ -173,6 +175,12 @@ impl Sim {
     /// Kinds of fault the generated plan may use (the scenario's choice otherwise).
     pub fn faults(mut self, kinds: Vec<FaultKind>) -> Self {
         self.kinds = Some(kinds);
+        self
+    }
+
+    /// Pins the generated plan's episode lengths (`short`, `long`, `mixed`) for every seed.
+    pub fn durations(mut self, durations: Durations) -> Self {
+        self.durations = Some(durations);
         self
     }
 
@@ -229,6 +237,9 @@ impl Sim {
             let names: Vec<_> = kinds.iter().map(|k| k.name()).collect();
             flags += &format!(" --faults {}", names.join(","));
         }
+        if let Some(d) = self.durations {
+            flags += &format!(" --durations {}", d.name());
+        }
         if let Some(n) = self.nodes {
             flags += &format!(" --nodes {n}");
         }
@@ -280,6 +291,11 @@ impl Sim {
                 "--intensity shapes a generated plan; it cannot apply to a given --plan".into(),
             ));
         }
+        if self.durations.is_some() && !matches!(self.plan, PlanSource::Generated) {
+            return Err(HarnessError::BadInput(
+                "--durations shapes a generated plan; it cannot apply to a given --plan".into(),
+            ));
+        }
         if self.kinds.is_some() && !matches!(self.plan, PlanSource::Generated) {
             return Err(HarnessError::BadInput(
                 "--faults shapes a generated plan; it cannot apply to a given --plan".into(),
@@ -299,6 +315,9 @@ impl Sim {
                 }
                 if let Some(kinds) = &self.kinds {
                     mix.kinds = kinds.clone();
+                }
+                if let Some(d) = self.durations {
+                    mix.durations = Some(d);
                 }
                 mix.check().map_err(HarnessError::BadInput)?;
                 (FaultPlan::generate(self.seed, nodes, &mix, &net), None)

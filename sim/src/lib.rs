@@ -32,8 +32,8 @@ mod trace;
 
 pub use check::{check_determinism, Divergence};
 pub use fault::{
-    Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanLimits, PlanNet, TimedFault,
-    MAX_LATENCY_MS, MAX_PLAN_BYTES,
+    Durations, Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanLimits, PlanNet, Swarm,
+    TimedFault, LONG_EPISODE_MS, MAX_LATENCY_MS, MAX_PLAN_BYTES,
 };
 pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim, MAX_NODES};
 pub use prove::{provable, Found, Proof, Prove, RangeSearch};
