@@ -64,6 +64,8 @@ struct World {
     max_term: u64,
     acks: u64,
     takeovers: u32,
+    /// Restarted primaries that found the backup leading and stood by.
+    standbys: u32,
     /// The first acknowledgement under an older term than one already acknowledged.
     stale: Option<String>,
 }
@@ -102,6 +104,8 @@ impl Scenario for Failover {
                 latency: Duration::from_millis(1)..Duration::from_millis(5),
             })
             .seed_budget(20)
+            .coverage("fixed", &["takeover", "standby-after-takeover"])
+            .coverage("flawed", &["takeover"])
     }
 
     fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
@@ -149,6 +153,8 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     rt::sleep(Duration::from_secs(1)).await;
     check()?;
     let w = lock(&world);
+    ctx.sometimes("takeover", w.takeovers > 0);
+    ctx.sometimes("standby-after-takeover", w.standbys > 0);
     ctx.check("writes-acknowledged-after-heal", w.acks > before, || {
         format!(
             "no write acknowledged in the second after faults stopped ({} takeover(s))",
@@ -173,7 +179,10 @@ async fn primary(mut ctx: Ctx<Request>, world: Shared, fixed: bool) -> ExitReaso
                 .call::<Request, Reply>(backup, Request::WhoLeads, CALL_TIMEOUT)
                 .await
             {
-                Ok(Reply::Leads(Some(_))) => break None,
+                Ok(Reply::Leads(Some(_))) => {
+                    lock(&world).standbys += 1;
+                    break None;
+                }
                 Ok(_) => break Some(1),
                 Err(_) => rt::sleep(Duration::from_millis(10)).await,
             }

@@ -564,6 +564,21 @@ fn print_summary(summary: &SweepSummary, mode: Mode, out: &mut dyn Write) {
         let _ = writeln!(out, "{}", r.summary);
         let _ = writeln!(out, "repro: {}", r.repro);
     }
+    if !summary.coverage.is_empty() {
+        let _ = writeln!(out, "coverage (seeds in which each point was hit):");
+        for c in &summary.coverage {
+            let _ = writeln!(
+                out,
+                "  {:<22} {:<8} {:<32} {:>8}/{}{}",
+                c.scenario,
+                c.variant,
+                c.point,
+                c.seeds_hit,
+                c.seeds_run,
+                if c.seeds_hit == 0 { "  NEVER" } else { "" }
+            );
+        }
+    }
     let label = if mode == Mode::DeterminismOnly {
         "check"
     } else {

@@ -62,6 +62,8 @@ pub struct Report {
     pub plan: FaultPlan,
     /// The flags, beyond scenario, variant and seed, that reproduce this run.
     pub repro_flags: String,
+    /// Coverage points this run declared, and whether each was hit.
+    pub coverage: std::collections::BTreeMap<String, bool>,
 }
 
 impl Report {
@@ -352,6 +354,7 @@ impl Sim {
         let recorder = Recorder::new(self.keep_trace);
         let started: Nodes = Arc::default();
         let processes: Processes = Arc::default();
+        let points = crate::coverage::Points::default();
         let _in_run = InRun::enter();
         let run = tracing::subscriber::with_default(recorder.clone(), || {
             catch_unwind(AssertUnwindSafe(|| {
@@ -366,6 +369,7 @@ impl Sim {
                         control: control.clone(),
                         started: started.clone(),
                         processes: processes.clone(),
+                        points: points.clone(),
                     };
                     event!(
                         "note",
@@ -412,6 +416,7 @@ impl Sim {
             sim_time,
             plan,
             repro_flags: self.repro_flags(),
+            coverage: points.take(),
         })
     }
 }

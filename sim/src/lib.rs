@@ -22,6 +22,7 @@
 
 mod check;
 pub mod cli;
+mod coverage;
 mod fault;
 mod harness;
 mod prove;
@@ -31,6 +32,7 @@ mod sweep;
 mod trace;
 
 pub use check::{check_determinism, Divergence};
+pub use coverage::CoverageRow;
 pub use fault::{
     Durations, Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanLimits, PlanNet, Swarm,
     TimedFault, LONG_EPISODE_MS, MAX_LATENCY_MS, MAX_PLAN_BYTES,

@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::check::{check_determinism, Divergence};
+use crate::coverage::{self, CoverageRow};
 use crate::harness::{HarnessError, Outcome, Sim};
 use crate::scenario::{lock, Scenario};
 use crate::seeds::{SeedRange, SeedSet, Shard};
@@ -38,6 +39,9 @@ pub struct SeedResult {
     pub repro: String,
     pub sim_nanos: u128,
     pub divergence: Option<Divergence>,
+    /// Coverage points the run declared, and whether each was hit.
+    #[serde(skip)]
+    pub coverage: std::collections::BTreeMap<String, bool>,
 }
 
 impl SeedResult {
@@ -60,6 +64,8 @@ pub struct SweepSummary {
     /// Simulated time over wall time.
     pub sim_wall_ratio: f64,
     pub stopped_early: bool,
+    /// Per scenario, variant and coverage point, in how many seeds it was hit.
+    pub coverage: Vec<CoverageRow>,
 }
 
 impl SweepSummary {
@@ -182,6 +188,12 @@ impl<'a> Sweep<'a> {
         let next: Mutex<u128> = Mutex::new(0);
         let stop = AtomicBool::new(false);
         let tally: Mutex<Tally> = Mutex::new(Tally::default());
+        for (scenario, variant) in &self.targets {
+            let points = scenario.setup().points_for(variant);
+            lock(&tally)
+                .coverage
+                .expect(scenario.name(), variant, &points);
+        }
         let first_error: Mutex<Option<HarnessError>> = Mutex::new(None);
         let started = Instant::now();
         let workers = u128::from(self.jobs.clamp(1, MAX_JOBS) as u64).min(total.max(1));
@@ -246,6 +258,7 @@ impl<'a> Sweep<'a> {
             seeds_per_sec: tally.runs as f64 / wall.max(1e-9),
             sim_wall_ratio: sim_secs / wall.max(1e-9),
             stopped_early: stop.load(Ordering::Relaxed) && u128::from(tally.runs) < total,
+            coverage: tally.coverage.rows(),
         })
     }
 
@@ -272,6 +285,7 @@ impl<'a> Sweep<'a> {
             sim_nanos: report.sim_time.as_nanos(),
             outcome: report.outcome,
             divergence,
+            coverage: report.coverage,
         })
     }
 }
@@ -288,6 +302,7 @@ pub const MAX_JOBS: usize = 256;
 /// What the workers have found so far.
 #[derive(Default)]
 struct Tally {
+    coverage: coverage::Tally,
     runs: u64,
     failed: u64,
     sim_nanos: u128,
@@ -298,6 +313,7 @@ struct Tally {
 impl Tally {
     fn add(&mut self, r: SeedResult, mode: Mode) {
         self.runs += 1;
+        self.coverage.add(&r.scenario, &r.variant, &r.coverage);
         self.sim_nanos += r.sim_nanos;
         if r.divergence.is_some() && self.nondeterministic.len() < KEPT_FAILURES {
             self.nondeterministic.push(r.clone());
@@ -402,6 +418,16 @@ impl<'a> Check<'a> {
         }
         for r in &summary.failures {
             problems.push(format!("{}\nrepro: {}", r.summary, r.repro));
+        }
+        let variant = self.sim.variant_for(self.scenario).unwrap_or_default();
+        let required = self.scenario.setup().points_for(&variant);
+        for row in summary.coverage.iter().filter(|r| r.seeds_hit == 0) {
+            if required.contains(&row.point) {
+                problems.push(format!(
+                    "coverage point `{}` of {} {} was never hit in seeds {}",
+                    row.point, row.scenario, row.variant, self.seeds
+                ));
+            }
         }
         assert!(
             problems.is_empty(),
