@@ -32,6 +32,7 @@ pub const EXIT_NONDETERMINISM: u8 = 3;
 #[command(
     name = "groundhog",
     version,
+    arg_required_else_help = true,
     about = "Seeded, deterministic simulations of actor systems: every failure replays from its seed."
 )]
 struct Cli {
@@ -214,18 +215,41 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // A user's own binary names itself in its help, version and repro lines.
+    let program = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_stem())
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("groundhog")
+        .to_string();
+    let command = <Cli as clap::CommandFactory>::command()
+        .name(program.clone())
+        .bin_name(program.clone());
+    let parsed = command
+        .try_get_matches_from(args)
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = write!(out, "{e}");
             return EXIT_PASS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = write!(err, "{e}");
+            return EXIT_BAD_INPUT;
         }
         Err(e) => {
             let _ = writeln!(err, "groundhog: {}", one_line(&e.to_string()));
             return EXIT_BAD_INPUT;
         }
     };
-    match execute(catalogue, cli.command, out) {
+    let mut out = Renamed {
+        out,
+        program: &program,
+    };
+    match execute(catalogue, cli.command, &mut out) {
         Ok(code) => code,
         Err(Bad(message)) => {
             let _ = writeln!(err, "groundhog: {message}");
@@ -233,6 +257,10 @@ where
         }
     }
 }
+
+/// A sweep's text output lists this many failures with their repro lines; a terminal's scrollback
+/// holds them, and `--json` has the rest.
+const PRINTED_FAILURES: usize = 20;
 
 fn check_jobs(jobs: Option<usize>) -> Result<(), Bad> {
     match jobs {
@@ -242,6 +270,32 @@ fn check_jobs(jobs: Option<usize>) -> Result<(), Bad> {
              jobs than cores only add memory)"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// Output whose repro lines name the running program (`mine replay ...` in a user's own binary)
+/// instead of `groundhog`.
+struct Renamed<'a> {
+    out: &'a mut dyn Write,
+    program: &'a str,
+}
+
+impl Write for Renamed<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.program != "groundhog" {
+            let text = String::from_utf8_lossy(buf);
+            if text.contains("groundhog replay ") {
+                let renamed =
+                    text.replace("groundhog replay ", &format!("{} replay ", self.program));
+                self.out.write_all(renamed.as_bytes())?;
+                return Ok(buf.len());
+            }
+        }
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -560,9 +614,17 @@ fn print_summary(summary: &SweepSummary, mode: Mode, out: &mut dyn Write) {
         let _ = writeln!(out, "{}", d.explain());
         let _ = writeln!(out, "repro: {}", r.repro);
     }
-    for r in &summary.failures {
+    for r in summary.failures.iter().take(PRINTED_FAILURES) {
         let _ = writeln!(out, "{}", r.summary);
         let _ = writeln!(out, "repro: {}", r.repro);
+    }
+    if summary.failed > PRINTED_FAILURES as u64 {
+        let _ = writeln!(
+            out,
+            "... and {} more failing runs (--json lists the first {} with their repro lines)",
+            summary.failed - PRINTED_FAILURES as u64,
+            crate::sweep::KEPT_FAILURES
+        );
     }
     if !summary.coverage.is_empty() {
         let _ = writeln!(out, "coverage (seeds in which each point was hit):");

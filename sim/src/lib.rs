@@ -41,5 +41,7 @@ pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim, MAX_
 pub use prove::{provable, Found, Proof, Prove, RangeSearch};
 pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};
 pub use seeds::{SeedRange, SeedSet, Shard};
-pub use sweep::{Check, Mode, SeedResult, Sweep, SweepSummary, KEPT_FAILURES, MAX_JOBS};
+pub use sweep::{
+    Check, Mode, SeedResult, Sweep, SweepSummary, VariantCount, KEPT_FAILURES, MAX_JOBS,
+};
 pub use trace::{format_time, Recorder, Trace, TraceHash};

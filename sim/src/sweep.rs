@@ -66,6 +66,17 @@ pub struct SweepSummary {
     pub stopped_early: bool,
     /// Per scenario, variant and coverage point, in how many seeds it was hit.
     pub coverage: Vec<CoverageRow>,
+    /// Runs and failures of each scenario and variant.
+    pub variants: Vec<VariantCount>,
+}
+
+/// One scenario and variant's share of a sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VariantCount {
+    pub scenario: String,
+    pub variant: String,
+    pub runs: u64,
+    pub failed: u64,
 }
 
 impl SweepSummary {
@@ -173,9 +184,12 @@ impl<'a> Sweep<'a> {
         let bar = if self.progress {
             let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX));
             bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {pos}/{len} runs, {msg}, {per_sec}, eta {eta}",
-                )
+                indicatif::ProgressStyle::with_template(&format!(
+                    "{{prefix}} [{{bar:30}}] {{pos}}/{{len}} runs ({} seeds x {} variants), \
+                     {{msg}}, {{per_sec}}, eta {{eta}}",
+                    seeds.len(),
+                    self.targets.len()
+                ))
                 .expect("a fixed template")
                 .progress_chars("=> "),
             );
@@ -220,6 +234,10 @@ impl<'a> Sweep<'a> {
                                     stop.store(true, Ordering::Relaxed);
                                 }
                                 let mut tally = lock(&tally);
+                                if bad && tally.failed < LIVE_FAILURES {
+                                    // Shown as found, above the bar, not held back to the end.
+                                    bar.println(format!("{}\nrepro: {}", r.summary, r.repro));
+                                }
                                 tally.add(r, self.mode);
                                 if bad {
                                     bar.set_message(format!("{} failed", tally.failed));
@@ -259,6 +277,16 @@ impl<'a> Sweep<'a> {
             sim_wall_ratio: sim_secs / wall.max(1e-9),
             stopped_early: stop.load(Ordering::Relaxed) && u128::from(tally.runs) < total,
             coverage: tally.coverage.rows(),
+            variants: tally
+                .variants
+                .into_iter()
+                .map(|((scenario, variant), (runs, failed))| VariantCount {
+                    scenario,
+                    variant,
+                    runs,
+                    failed,
+                })
+                .collect(),
         })
     }
 
@@ -294,6 +322,9 @@ impl<'a> Sweep<'a> {
 /// lines; past it they are only counted, so a sweep whose every seed fails stays in constant memory.
 pub const KEPT_FAILURES: usize = 1000;
 
+/// With a progress bar (a terminal), the first this many failures are printed as they are found.
+const LIVE_FAILURES: u64 = 10;
+
 /// The most worker threads a sweep starts. Each runs its own simulated world on an OS thread, so
 /// more workers than cores only add memory; this bound keeps `--jobs 100000` from exhausting the
 /// machine's threads (the CLI refuses more than this with a readable error).
@@ -303,6 +334,7 @@ pub const MAX_JOBS: usize = 256;
 #[derive(Default)]
 struct Tally {
     coverage: coverage::Tally,
+    variants: std::collections::BTreeMap<(String, String), (u64, u64)>,
     runs: u64,
     failed: u64,
     sim_nanos: u128,
@@ -314,6 +346,12 @@ impl Tally {
     fn add(&mut self, r: SeedResult, mode: Mode) {
         self.runs += 1;
         self.coverage.add(&r.scenario, &r.variant, &r.coverage);
+        let counts = self
+            .variants
+            .entry((r.scenario.clone(), r.variant.clone()))
+            .or_insert((0, 0));
+        counts.0 += 1;
+        counts.1 += u64::from(mode != Mode::DeterminismOnly && r.failed());
         self.sim_nanos += r.sim_nanos;
         if r.divergence.is_some() && self.nondeterministic.len() < KEPT_FAILURES {
             self.nondeterministic.push(r.clone());
