@@ -49,7 +49,11 @@ fn resident_mib() -> f64 {
 /// Resident memory after `few` and after `many` runs of one scenario in this process: flat when
 /// a world frees everything it owns when it ends.
 fn memory_per_run(table: &mut Table, quick: bool, scenario: &dyn Scenario) {
-    let (few, many) = if quick { (200, 1_000) } else { (1_000, 100_000) };
+    let (few, many) = if quick {
+        (200, 1_000)
+    } else {
+        (1_000, 100_000)
+    };
     let run = |seeds: std::ops::Range<u64>| {
         let s = sweep(scenario, "fixed", seeds, 1, Sim::new(0));
         assert_eq!(s.failed, 0, "the fixed variant passes");

@@ -98,6 +98,12 @@ const COMMAND_LINES: &[(&str, &str)] = &[
         "end too large",
     ),
     ("run ping-pong --seed 18446744073709551616", "invalid value"),
+    ("new Bad_Name", "bad name `Bad_Name`"),
+    ("new fine --dir /", "/ already exists; nothing was written"),
+    (
+        "new fine --dir /nonexistent/x --groundhog /tmp",
+        "/tmp is not a Groundhog checkout",
+    ),
     (
         "run ping-pong --seed 1 --nodes -3",
         "invalid value '-3' for '--nodes <NODES>'",

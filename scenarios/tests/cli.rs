@@ -278,7 +278,12 @@ fn a_users_own_binary_names_itself_and_bare_invocation_prints_usage() {
     }
     let mine = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mine");
     std::fs::copy(env!("CARGO_BIN_EXE_groundhog"), &mine).unwrap();
-    let run = |args: &[&str]| std::process::Command::new(&mine).args(args).output().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&mine)
+            .args(args)
+            .output()
+            .unwrap()
+    };
     assert_eq!(stdout(&run(&["--version"])).trim(), "mine 0.1.0");
     let failed = run(&["run", "lost-update", "--variant", "flawed", "--seed", "17"]);
     assert!(
@@ -288,6 +293,10 @@ fn a_users_own_binary_names_itself_and_bare_invocation_prints_usage() {
     );
     let bare = groundhog(&[]);
     assert_eq!(bare.status.code(), Some(2));
-    assert!(stderr(&bare).contains("Usage: groundhog <COMMAND>"), "{}", stderr(&bare));
+    assert!(
+        stderr(&bare).contains("Usage: groundhog <COMMAND>"),
+        "{}",
+        stderr(&bare)
+    );
     assert!(stderr(&bare).contains("sweep"), "the commands are listed");
 }

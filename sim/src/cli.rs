@@ -57,6 +57,21 @@ enum Command {
     /// Prove scenarios: each flawed variant fails within its seed budget in every seed range,
     /// each fixed variant passes every seed tried, and both replay identically.
     Prove(ProveArgs),
+    /// Create a crate of your own with a working scenario, its binary and a seeded test.
+    New(NewArgs),
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// The crate's (and its scenario's) name: lowercase letters, digits and dashes.
+    name: String,
+    /// Where to create it (default: ./NAME).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The Groundhog checkout its path dependencies point at (default: the one this binary was
+    /// built from).
+    #[arg(long)]
+    groundhog: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -382,6 +397,23 @@ fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Resu
             Ok(EXIT_PASS)
         }
         Command::Prove(args) => prove(catalogue, args, out),
+        Command::New(args) => {
+            let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+            let groundhog = args
+                .groundhog
+                .unwrap_or_else(crate::template::default_groundhog);
+            let files = crate::template::create(&dir, &args.name, &groundhog)?;
+            for f in files {
+                let _ = writeln!(out, "created {}", f.display());
+            }
+            let _ = writeln!(
+                out,
+                "next: cd {} && cargo run -- run {} --seed 1 && cargo test",
+                dir.display(),
+                args.name
+            );
+            Ok(EXIT_PASS)
+        }
     }
 }
 

@@ -29,6 +29,7 @@ mod prove;
 mod scenario;
 mod seeds;
 mod sweep;
+mod template;
 mod trace;
 
 pub use check::{check_determinism, Divergence};

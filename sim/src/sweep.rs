@@ -369,6 +369,29 @@ fn default_jobs() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// A `#[test]` that sweeps `seeds` of a scenario's `variant`, each seed run twice (determinism),
+/// and fails with the repro line of every failing seed. In the real build, where there is no
+/// simulation, the test is marked ignored rather than passing without running.
+///
+/// ```ignore
+/// groundhog_sim::scenario_test!(holds_for_200_seeds, MyScenario, "fixed", 0..200);
+/// ```
+#[macro_export]
+macro_rules! scenario_test {
+    ($name:ident, $scenario:expr, $variant:expr, $seeds:expr) => {
+        #[test]
+        #[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
+        fn $name() {
+            $crate::Check::new(&$scenario)
+                .program(env!("CARGO_PKG_NAME"))
+                .variant($variant)
+                .seeds($seeds)
+                .determinism(true)
+                .run();
+        }
+    };
+}
+
 /// Seeded checks inside a user's `#[test]`: panics with the repro line of every failure.
 ///
 /// ```no_run
@@ -382,9 +405,17 @@ pub struct Check<'a> {
     seeds: SeedRange,
     jobs: usize,
     determinism: bool,
+    program: String,
 }
 
 impl<'a> Check<'a> {
+    /// The binary the repro lines name (default `groundhog`; a crate of one's own names its own,
+    /// as `scenario_test!` does with the package's name).
+    pub fn program(mut self, name: &str) -> Self {
+        self.program = name.to_string();
+        self
+    }
+
     pub fn new(scenario: &'a dyn Scenario) -> Self {
         Check {
             scenario,
@@ -392,6 +423,7 @@ impl<'a> Check<'a> {
             seeds: SeedRange(0..100),
             jobs: default_jobs(),
             determinism: false,
+            program: "groundhog".to_string(),
         }
     }
 
@@ -422,6 +454,7 @@ impl<'a> Check<'a> {
         self
     }
 
+    #[track_caller]
     fn sweep(&self, fail_fast: bool) -> SweepSummary {
         let variant = self
             .sim
@@ -442,6 +475,8 @@ impl<'a> Check<'a> {
     }
 
     /// Panics unless every seed passes (and, with [`Check::determinism`], replays identically).
+    /// The panic points at the caller's line, not at this crate.
+    #[track_caller]
     pub fn run(self) -> SweepSummary {
         let summary = self.sweep(false);
         let mut problems = Vec::new();
@@ -467,6 +502,11 @@ impl<'a> Check<'a> {
                 ));
             }
         }
+        let ours = format!("repro: {} replay ", self.program);
+        let problems: Vec<String> = problems
+            .iter()
+            .map(|p| p.replace("repro: groundhog replay ", &ours))
+            .collect();
         assert!(
             problems.is_empty(),
             "{} problem(s):\n{}",
@@ -477,6 +517,7 @@ impl<'a> Check<'a> {
     }
 
     /// Panics unless some seed fails; returns the first failing seed's result.
+    #[track_caller]
     pub fn expect_failure(self) -> SeedResult {
         let summary = self.sweep(true);
         summary.failures.into_iter().next().unwrap_or_else(|| {
