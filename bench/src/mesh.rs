@@ -51,7 +51,7 @@ impl Scenario for Mesh {
             0.5,
             3_000,
         );
-        Setup::new(5, mix)
+        Setup::new(5, mix).node_range(2..=groundhog_sim::MAX_NODES)
     }
 
     fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {

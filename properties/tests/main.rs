@@ -5,6 +5,7 @@
 //! returns early; the scenarios crate's `real_build` test covers that build's behaviour.
 
 mod agents;
+mod plan_files;
 mod plans;
 mod registry_model;
 mod runtime;
@@ -56,7 +57,8 @@ pub fn run_with_plan(
         scenario.name(),
         report.hash()
     ));
-    std::fs::write(&path, plan.to_toml()).expect("the plan file is writable");
+    std::fs::write(&path, plan.to_toml().expect("a valid plan is TOML"))
+        .expect("the plan file is writable");
     let repro = format!(
         "groundhog replay {} --variant {variant} --seed {seed} --plan {}",
         scenario.name(),

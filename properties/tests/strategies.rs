@@ -41,6 +41,7 @@ pub fn plan(nodes: u32, window_ms: u64, max_faults: usize) -> impl Strategy<Valu
             FaultPlan {
                 quiet_at_ms: window_ms,
                 net: None,
+                swarm: None,
                 faults: v
                     .into_iter()
                     .map(|(at_ms, fault)| TimedFault { at_ms, fault })
@@ -72,7 +73,7 @@ fn generated_plans_are_valid() {
     let mut runner = proptest::test_runner::TestRunner::new(crate::config(200, file!()));
     runner
         .run(&plan(4, 3_000, 12), |p| {
-            p.validate(4, None)
+            p.validate(groundhog_sim::PlanLimits::nodes(4), None)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let round: FaultPlan = toml_round_trip(&p);
             prop_assert_eq!(round, p);
@@ -84,6 +85,6 @@ fn generated_plans_are_valid() {
 fn toml_round_trip(p: &FaultPlan) -> FaultPlan {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let path = dir.join("round-trip.toml");
-    std::fs::write(&path, p.to_toml()).unwrap();
+    std::fs::write(&path, p.to_toml().unwrap()).unwrap();
     FaultPlan::load(&path).unwrap()
 }

@@ -26,8 +26,13 @@
 //!   against a timer owned by the process (Fix #5).
 //! - `split-registry` (`split_registry.rs`): one holder per name after a partition heals, and
 //!   the loser told.
+//!
+//! Fault classes of their own:
+//! - `failover` (`failover.rs`): a backup takes over after a primary outage longer than failure
+//!   detection, and a restarted primary must not lead again (needs swarm plans' long episodes).
 
 mod blocking_call;
+mod failover;
 mod leaked_timer;
 mod lost_update;
 mod monitor_race;
@@ -40,6 +45,7 @@ mod transaction_rollback;
 mod wire;
 
 pub use blocking_call::BlockingCall;
+pub use failover::Failover;
 pub use leaked_timer::LeakedTimer;
 pub use lost_update::LostUpdate;
 pub use monitor_race::MonitorRace;
@@ -63,4 +69,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(OrphanTask)
         .with(LeakedTimer)
         .with(SplitRegistry)
+        .with(Failover)
 }

@@ -109,7 +109,9 @@ impl Scenario for LostUpdate {
             0.5,
             3_000,
         );
-        Setup::new(4, faults).seed_budget(20)
+        Setup::new(4, faults)
+            .seed_budget(20)
+            .node_range(2..=groundhog_sim::MAX_NODES)
     }
 
     fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {

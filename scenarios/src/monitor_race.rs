@@ -117,6 +117,7 @@ impl Scenario for MonitorRace {
                 latency: Duration::from_millis(2)..Duration::from_millis(20),
             })
             .seed_budget(20)
+            .node_range(2..=groundhog_sim::MAX_NODES)
     }
 
     fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {

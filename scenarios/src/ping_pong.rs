@@ -89,6 +89,7 @@ impl Scenario for PingPong {
                 latency: Duration::from_millis(1)..Duration::from_millis(20),
             })
             .seed_budget(20)
+            .node_range(2..=groundhog_sim::MAX_NODES)
     }
 
     fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {

@@ -88,17 +88,24 @@ fn flawed_sweep_fails_with_repro_lines_that_reproduce_and_fixed_passes() {
     assert_eq!(flawed.status.code(), Some(1));
     let text = stdout(&flawed);
     let failures: Vec<&str> = text.lines().filter(|l| l.contains(" FAIL ")).collect();
+    assert_eq!(failures.len(), 20, "the first 20 failures are listed");
+    let failed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sweep: seeds=500 failures="))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("a summary line");
+    assert!(failed > 250, "the flaw shows on most seeds: {failed}");
     assert!(
-        failures.len() > 400,
-        "the flaw shows on most seeds: {}",
-        failures.len()
+        text.contains(&format!("... and {} more failing runs", failed - 20)),
+        "{text}"
     );
     let repros: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("repro: "))
         .collect();
     assert_eq!(repros.len(), failures.len());
-    for (result, repro) in failures.iter().zip(&repros).step_by(97) {
+    for (result, repro) in failures.iter().zip(&repros).step_by(7) {
         let args: Vec<&str> = repro.split_whitespace().skip(1).collect();
         let again = stdout(&groundhog(&args));
         let summary = again
@@ -139,6 +146,34 @@ fn sweep_json_shards_and_env_mirrors() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(json["seeds_run"], 10);
     assert_eq!(json["failures"].as_array().map(Vec::len), Some(0));
+    assert_eq!(json["variants"][0]["variant"], "fixed");
+    assert_eq!(json["variants"][0]["runs"], 10);
+
+    // Hashes are strings of 16 hex digits, as printed: a JSON number loses bits past 2^53.
+    let flawed = groundhog(&["sweep", "ping-pong", "--seeds", "0..6", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&flawed.stdout).expect("valid JSON");
+    let failure = &json["failures"][0];
+    let hash = failure["hash"].as_str().expect("the hash is a string");
+    assert_eq!(hash.len(), 16);
+    assert!(failure["summary"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("hash={hash}")));
+    let per_variant: Vec<(String, u64)> = json["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["variant"].as_str().unwrap().to_string(),
+                v["runs"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per_variant,
+        [("fixed".to_string(), 6), ("flawed".to_string(), 6)]
+    );
 
     let env_run = std::process::Command::new(env!("CARGO_BIN_EXE_groundhog"))
         .args(["run", "ping-pong", "--variant", "flawed"])
@@ -234,4 +269,34 @@ fn bad_input_gets_one_line_and_exit_2() {
         "--jobs must be at least 1",
     );
     bad(&["frobnicate"], "unrecognized subcommand");
+}
+
+#[test]
+fn a_users_own_binary_names_itself_and_bare_invocation_prints_usage() {
+    if !simulated() {
+        return;
+    }
+    let mine = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mine");
+    std::fs::copy(env!("CARGO_BIN_EXE_groundhog"), &mine).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&mine)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(stdout(&run(&["--version"])).trim(), "mine 0.1.0");
+    let failed = run(&["run", "lost-update", "--variant", "flawed", "--seed", "17"]);
+    assert!(
+        stdout(&failed).contains("repro: mine replay lost-update --variant flawed --seed 17"),
+        "{}",
+        stdout(&failed)
+    );
+    let bare = groundhog(&[]);
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(
+        stderr(&bare).contains("Usage: groundhog <COMMAND>"),
+        "{}",
+        stderr(&bare)
+    );
+    assert!(stderr(&bare).contains("sweep"), "the commands are listed");
 }

@@ -89,12 +89,9 @@ impl groundhog_sim::Scenario for Worker {
         &["finishes", "hangs"]
     }
     fn setup(&self) -> groundhog_sim::Setup {
-        let mix = groundhog_sim::FaultMix {
-            kinds: vec![groundhog_sim::FaultKind::KillProcess],
-            intensity: 0.0,
-            window_ms: 1_000,
-            processes: vec![(0, "worker".into())],
-        };
+        let mix =
+            groundhog_sim::FaultMix::new(vec![groundhog_sim::FaultKind::KillProcess], 0.0, 1_000)
+                .processes(vec![(0, "worker".into())]);
         groundhog_sim::Setup::new(1, mix).time_limit(groundhog_runtime::rt::Duration::from_secs(20))
     }
     fn run(

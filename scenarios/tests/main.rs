@@ -3,8 +3,10 @@
 //! The simulation build runs everything; the real build (no `--cfg madsim`) cannot create
 //! simulated worlds, and `real_build` checks that it says so clearly.
 
+mod audit;
 mod cli;
 mod determinism;
+mod fault_classes;
 mod library;
 mod plans;
 mod prove;

@@ -16,12 +16,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::fault::FaultKind;
+use crate::fault::{Durations, FaultKind};
 use crate::harness::{HarnessError, Sim};
 use crate::prove::{provable, Proof, Prove};
 use crate::scenario::{Catalogue, Scenario};
 use crate::seeds::{SeedRange, Shard};
-use crate::sweep::{Mode, Sweep, SweepSummary};
+use crate::sweep::{Mode, Sweep, SweepSummary, MAX_JOBS};
 
 pub const EXIT_PASS: u8 = 0;
 pub const EXIT_FAIL: u8 = 1;
@@ -32,6 +32,7 @@ pub const EXIT_NONDETERMINISM: u8 = 3;
 #[command(
     name = "groundhog",
     version,
+    arg_required_else_help = true,
     about = "Seeded, deterministic simulations of actor systems: every failure replays from its seed."
 )]
 struct Cli {
@@ -56,6 +57,21 @@ enum Command {
     /// Prove scenarios: each flawed variant fails within its seed budget in every seed range,
     /// each fixed variant passes every seed tried, and both replay identically.
     Prove(ProveArgs),
+    /// Create a crate of your own with a working scenario, its binary and a seeded test.
+    New(NewArgs),
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// The crate's (and its scenario's) name: lowercase letters, digits and dashes.
+    name: String,
+    /// Where to create it (default: ./NAME).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The Groundhog checkout its path dependencies point at (default: the one this binary was
+    /// built from).
+    #[arg(long)]
+    groundhog: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -64,13 +80,16 @@ struct PlanChoice {
     #[arg(long)]
     plan: Option<PathBuf>,
     /// Intensity of the generated plan, 0.0 to 1.0.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     intensity: Option<f64>,
     /// Kinds of fault the generated plan may use, comma-separated (e.g. partition,crash-node).
     #[arg(long, value_delimiter = ',')]
     faults: Option<Vec<FaultKind>>,
-    /// Number of nodes, overriding the scenario's.
+    /// Pin the generated plan's episode lengths: short, long or mixed (default: drawn per seed).
     #[arg(long)]
+    durations: Option<Durations>,
+    /// Number of nodes, overriding the scenario's.
+    #[arg(long, allow_negative_numbers = true)]
     nodes: Option<u32>,
 }
 
@@ -85,6 +104,9 @@ impl PlanChoice {
         if let Some(k) = &self.faults {
             sim = sim.faults(k.clone());
         }
+        if let Some(d) = self.durations {
+            sim = sim.durations(d);
+        }
         if let Some(n) = self.nodes {
             sim = sim.nodes(n);
         }
@@ -97,7 +119,7 @@ struct RunArgs {
     scenario: String,
     #[arg(long)]
     variant: Option<String>,
-    #[arg(long, env = "GROUNDHOG_SEED")]
+    #[arg(long, env = "GROUNDHOG_SEED", allow_negative_numbers = true)]
     seed: u64,
     /// Print every trace line.
     #[arg(long)]
@@ -117,10 +139,10 @@ struct Targets {
     #[arg(long)]
     variant: Option<String>,
     /// Seeds: A..B (B excluded), A..=B, or N.
-    #[arg(long, env = "GROUNDHOG_SEEDS")]
+    #[arg(long, env = "GROUNDHOG_SEEDS", allow_hyphen_values = true)]
     seeds: SeedRange,
     /// Worker threads (default: one per core).
-    #[arg(long, env = "GROUNDHOG_JOBS")]
+    #[arg(long, env = "GROUNDHOG_JOBS", allow_negative_numbers = true)]
     jobs: Option<usize>,
     /// Only shard I of N (1-based) of the seeds, e.g. 3/16.
     #[arg(long)]
@@ -172,7 +194,7 @@ struct ProveArgs {
     #[arg(long, default_value_t = 50)]
     check_seeds: u64,
     /// Worker threads (default: one per core).
-    #[arg(long, env = "GROUNDHOG_JOBS")]
+    #[arg(long, env = "GROUNDHOG_JOBS", allow_negative_numbers = true)]
     jobs: Option<usize>,
     /// Print the proofs as JSON.
     #[arg(long)]
@@ -182,7 +204,7 @@ struct ProveArgs {
 #[derive(Args)]
 struct PlanArgs {
     scenario: String,
-    #[arg(long, env = "GROUNDHOG_SEED")]
+    #[arg(long, env = "GROUNDHOG_SEED", allow_negative_numbers = true)]
     seed: u64,
     #[command(flatten)]
     plan: PlanChoice,
@@ -208,26 +230,104 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // A user's own binary names itself in its help, version and repro lines.
+    let program = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_stem())
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("groundhog")
+        .to_string();
+    let command = <Cli as clap::CommandFactory>::command()
+        .name(program.clone())
+        .bin_name(program.clone());
+    let parsed = command
+        .try_get_matches_from(args)
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = write!(out, "{e}");
             return EXIT_PASS;
         }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = write!(err, "{e}");
+            return EXIT_BAD_INPUT;
+        }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            let _ = writeln!(err, "groundhog: {}", first.trim_start_matches("error: "));
+            let _ = writeln!(err, "groundhog: {}", one_line(&e.to_string()));
             return EXIT_BAD_INPUT;
         }
     };
-    match execute(catalogue, cli.command, out) {
+    let mut out = Renamed {
+        out,
+        program: &program,
+    };
+    match execute(catalogue, cli.command, &mut out) {
         Ok(code) => code,
         Err(Bad(message)) => {
             let _ = writeln!(err, "groundhog: {message}");
             EXIT_BAD_INPUT
         }
     }
+}
+
+/// A sweep's text output lists this many failures with their repro lines; a terminal's scrollback
+/// holds them, and `--json` has the rest.
+const PRINTED_FAILURES: usize = 20;
+
+fn check_jobs(jobs: Option<usize>) -> Result<(), Bad> {
+    match jobs {
+        Some(0) => Err(Bad("--jobs must be at least 1".into())),
+        Some(j) if j > MAX_JOBS => Err(Bad(format!(
+            "--jobs {j} is more than {MAX_JOBS} (each job is a thread running its own world; more \
+             jobs than cores only add memory)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Output whose repro lines name the running program (`mine replay ...` in a user's own binary)
+/// instead of `groundhog`.
+struct Renamed<'a> {
+    out: &'a mut dyn Write,
+    program: &'a str,
+}
+
+impl Write for Renamed<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.program != "groundhog" {
+            let text = String::from_utf8_lossy(buf);
+            if text.contains("groundhog replay ") {
+                let renamed =
+                    text.replace("groundhog replay ", &format!("{} replay ", self.program));
+                self.out.write_all(renamed.as_bytes())?;
+                return Ok(buf.len());
+            }
+        }
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// clap's message in one line: its first line, and when that ends in a colon (`the following
+/// required arguments were not provided:`) the lines that name what it means.
+fn one_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim);
+    let mut line = lines
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    if line.ends_with(':') {
+        let named: Vec<&str> = lines.take_while(|l| !l.is_empty()).collect();
+        line = format!("{} {}", line, named.join(", "));
+    }
+    line
 }
 
 /// Bad input: one line, exit 2.
@@ -288,26 +388,37 @@ fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Resu
             let scenario = catalogue.find(&args.scenario)?;
             let sim = args.plan.apply(Sim::new(args.seed));
             let plan = sim.resolve_plan(scenario.as_ref())?;
+            let toml = plan.to_toml().map_err(HarnessError::from)?;
             let _ = write!(
                 out,
-                "# groundhog plan {} --seed {}\n{}",
-                args.scenario,
-                args.seed,
-                plan.to_toml()
+                "# groundhog plan {} --seed {}\n{toml}",
+                args.scenario, args.seed,
             );
             Ok(EXIT_PASS)
         }
         Command::Prove(args) => prove(catalogue, args, out),
+        Command::New(args) => {
+            let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+            let groundhog = args
+                .groundhog
+                .unwrap_or_else(crate::template::default_groundhog);
+            let files = crate::template::create(&dir, &args.name, &groundhog)?;
+            for f in files {
+                let _ = writeln!(out, "created {}", f.display());
+            }
+            let _ = writeln!(
+                out,
+                "next: cd {} && cargo run -- run {} --seed 1 && cargo test",
+                dir.display(),
+                args.name
+            );
+            Ok(EXIT_PASS)
+        }
     }
 }
 
 fn prove(catalogue: &Catalogue, args: ProveArgs, out: &mut dyn Write) -> Result<u8, Bad> {
-    if args.jobs == Some(0) {
-        return Err(Bad("--jobs must be at least 1".into()));
-    }
-    if args.ranges == 0 {
-        return Err(Bad("--ranges must be at least 1".into()));
-    }
+    check_jobs(args.jobs)?;
     let scenarios: Vec<&dyn Scenario> = match (&args.scenario, args.all) {
         (Some(name), false) => {
             let found = catalogue.find(name)?;
@@ -504,9 +615,7 @@ fn sweep(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<u8, Bad> {
-    if t.jobs == Some(0) {
-        return Err(Bad("--jobs must be at least 1".into()));
-    }
+    check_jobs(t.jobs)?;
     let targets = targets(catalogue, t)?;
     let template = t.plan.apply(Sim::new(0));
     let mut sweep = Sweep::new(targets, t.seeds.clone(), template)
@@ -537,9 +646,32 @@ fn print_summary(summary: &SweepSummary, mode: Mode, out: &mut dyn Write) {
         let _ = writeln!(out, "{}", d.explain());
         let _ = writeln!(out, "repro: {}", r.repro);
     }
-    for r in &summary.failures {
+    for r in summary.failures.iter().take(PRINTED_FAILURES) {
         let _ = writeln!(out, "{}", r.summary);
         let _ = writeln!(out, "repro: {}", r.repro);
+    }
+    if summary.failed > PRINTED_FAILURES as u64 {
+        let _ = writeln!(
+            out,
+            "... and {} more failing runs (--json lists the first {} with their repro lines)",
+            summary.failed - PRINTED_FAILURES as u64,
+            crate::sweep::KEPT_FAILURES
+        );
+    }
+    if !summary.coverage.is_empty() {
+        let _ = writeln!(out, "coverage (seeds in which each point was hit):");
+        for c in &summary.coverage {
+            let _ = writeln!(
+                out,
+                "  {:<22} {:<8} {:<32} {:>8}/{}{}",
+                c.scenario,
+                c.variant,
+                c.point,
+                c.seeds_hit,
+                c.seeds_run,
+                if c.seeds_hit == 0 { "  NEVER" } else { "" }
+            );
+        }
     }
     let label = if mode == Mode::DeterminismOnly {
         "check"

@@ -22,6 +22,7 @@
 //! ```
 
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -188,8 +189,11 @@ impl Fault {
                 if all.len() != len {
                     return Err("partition lists a node in more than one group".into());
                 }
+                if groups.iter().any(Vec::is_empty) {
+                    return Err("partition has an empty group".into());
+                }
                 if groups.len() < 2 && len == nodes as usize {
-                    return Err("partition needs at least two groups".into());
+                    return Err("partition splits nothing: one group holds every node".into());
                 }
             }
             Fault::SetLoss { rate } if !(0.0..=1.0).contains(rate) => {
@@ -198,9 +202,39 @@ impl Fault {
             Fault::SetLatency { min_ms, max_ms } if min_ms > max_ms => {
                 return Err(format!("set-latency min_ms {min_ms} > max_ms {max_ms}"));
             }
+            Fault::SetLatency { max_ms, .. } if *max_ms > MAX_LATENCY_MS => {
+                return Err(format!(
+                    "set-latency max_ms {max_ms} is past the largest latency {MAX_LATENCY_MS} ms"
+                ));
+            }
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl Durations {
+    pub fn name(self) -> &'static str {
+        match self {
+            Durations::Short => "short",
+            Durations::Long => "long",
+            Durations::Mixed => "mixed",
+        }
+    }
+}
+
+impl FromStr for Durations {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "short" => Ok(Durations::Short),
+            "long" => Ok(Durations::Long),
+            "mixed" => Ok(Durations::Mixed),
+            _ => Err(format!(
+                "unknown durations `{s}` (known: short, long, mixed)"
+            )),
+        }
     }
 }
 
@@ -241,8 +275,108 @@ pub struct FaultPlan {
     /// The base network for this plan, replacing the scenario's (restored at the quiet phase).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<PlanNet>,
+    /// The shape a generated plan was drawn with (printed by `groundhog plan`; a plan file may
+    /// keep it, and it changes nothing when the plan is replayed: the faults below are the plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<Swarm>,
     #[serde(default, rename = "fault")]
     pub faults: Vec<TimedFault>,
+}
+
+/// How long a generated plan's episodes last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durations {
+    /// From a twentieth to a quarter of the fault window: many short blips.
+    Short,
+    /// From [`LONG_EPISODE_MS`] to half the window: past every catalogue scenario's failure
+    /// detection, so a crashed node is declared down and its work must move elsewhere.
+    Long,
+    /// Each episode draws short or long.
+    Mixed,
+}
+
+/// An episode at least this long outlasts failure detection (the runtime's default `down_after`
+/// is 1 s).
+pub const LONG_EPISODE_MS: u64 = 1_500;
+
+/// The shape of one seed's plan, itself drawn from the seed before any episode, so that a sweep
+/// explores plans of every shape rather than one shape with random details (swarm testing, as
+/// TigerBeetle's VOPR does it): which kinds are on, how many episodes, how long, overlapping or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Swarm {
+    /// The kinds switched on for this seed: each of the mix's kinds with probability 0.6, and at
+    /// least one.
+    pub kinds: Vec<FaultKind>,
+    /// Episodes drawn: none in about one seed in ten, a few, about `8 × intensity`, or many (up to
+    /// `24 × intensity`).
+    pub episodes: u32,
+    pub durations: Durations,
+    /// Whether episodes may overlap; when not, each starts after the one before has been undone
+    /// (and a fortieth of the window has passed).
+    pub overlap: bool,
+}
+
+impl Swarm {
+    /// Draws a shape for `kinds` at `intensity` (0 gives no episodes at all).
+    fn draw(
+        rng: &mut impl Rng,
+        kinds: &[FaultKind],
+        intensity: f64,
+        pinned: Option<Durations>,
+    ) -> Swarm {
+        let mut on: Vec<FaultKind> = kinds
+            .iter()
+            .copied()
+            .filter(|_| rng.gen_bool(0.6))
+            .collect();
+        if on.is_empty() && !kinds.is_empty() {
+            on.push(kinds[rng.gen_range(0..kinds.len())]);
+        }
+        let mean = intensity * 8.0;
+        let around = |rng: &mut dyn rand::RngCore, low: f64, high: f64| -> u32 {
+            let x = low + (high - low) * rng.gen::<f64>();
+            x.floor() as u32 + u32::from(rng.gen_bool(x - x.floor()))
+        };
+        let episodes = if on.is_empty() || intensity <= 0.0 {
+            0
+        } else {
+            match rng.gen_range(0..10) {
+                0 => 0,
+                1 | 2 => around(rng, 1.0, 2.0),
+                3..=7 => around(rng, mean * 0.75, mean * 1.25).max(1),
+                _ => around(rng, mean, mean * 3.0).max(1),
+            }
+        };
+        // Drawn even when pinned, so pinning moves no other draw.
+        let drawn = match rng.gen_range(0..3) {
+            0 => Durations::Short,
+            1 => Durations::Long,
+            _ => Durations::Mixed,
+        };
+        let durations = pinned.unwrap_or(drawn);
+        Swarm {
+            kinds: on,
+            episodes,
+            durations,
+            overlap: rng.gen_bool(0.5),
+        }
+    }
+
+    /// One episode's length within a window of `window` ms.
+    fn length(&self, rng: &mut impl Rng, window: u64) -> u64 {
+        let short = |rng: &mut dyn rand::RngCore| rng.gen_range(window / 20..=window / 4).max(1);
+        let long = |rng: &mut dyn rand::RngCore| {
+            let low = LONG_EPISODE_MS.min(window);
+            rng.gen_range(low..=(window / 2).max(low))
+        };
+        match self.durations {
+            Durations::Short => short(rng),
+            Durations::Long => long(rng),
+            Durations::Mixed if rng.gen_bool(0.5) => short(rng),
+            Durations::Mixed => long(rng),
+        }
+    }
 }
 
 /// A base network written in a plan: `[net]` with `loss`, `min_ms`, `max_ms`.
@@ -290,6 +424,26 @@ fn at(path: &Option<String>) -> String {
     path.as_ref().map(|p| format!(" {p}")).unwrap_or_default()
 }
 
+/// What a plan is checked against: the scenario's node count and phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanLimits {
+    pub nodes: u32,
+    /// The scenario's time limit: the quiet phase and its settle time must end before it.
+    pub time_limit_ms: u64,
+    pub settle_ms: u64,
+}
+
+impl PlanLimits {
+    /// Limits for `nodes` nodes with no time limit worth the name (plans written by hand in tests).
+    pub fn nodes(nodes: u32) -> Self {
+        PlanLimits {
+            nodes,
+            time_limit_ms: u64::MAX,
+            settle_ms: 0,
+        }
+    }
+}
+
 /// How a generated plan looks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultMix {
@@ -302,6 +456,19 @@ pub struct FaultMix {
     pub window_ms: u64,
     /// Named tasks `kill-process` may target, as `(node, name)`.
     pub processes: Vec<(u32, String)>,
+    /// Named groups of nodes (`primary`, `clients`, ...), for [`FaultMix::aim`].
+    #[serde(default)]
+    pub roles: Vec<(String, Vec<u32>)>,
+    /// Which roles a kind of fault may hit; a kind not listed hits any node.
+    #[serde(default)]
+    pub aims: Vec<(FaultKind, Vec<String>)>,
+    /// At most this many nodes crashed or paused at once (`None`: no limit).
+    #[serde(default)]
+    pub max_down: Option<u32>,
+    /// Episode lengths pinned for every seed instead of drawn (`--durations`), to show which
+    /// flaws need which outages.
+    #[serde(default)]
+    pub durations: Option<Durations>,
 }
 
 impl FaultMix {
@@ -312,6 +479,10 @@ impl FaultMix {
             intensity,
             window_ms,
             processes: Vec::new(),
+            roles: Vec::new(),
+            aims: Vec::new(),
+            max_down: None,
+            durations: None,
         }
     }
 
@@ -319,6 +490,65 @@ impl FaultMix {
     pub fn processes(mut self, processes: Vec<(u32, String)>) -> Self {
         self.processes = processes;
         self
+    }
+
+    /// Names a role: the nodes that play it.
+    pub fn role(mut self, name: &str, nodes: impl IntoIterator<Item = u32>) -> Self {
+        self.roles
+            .push((name.to_string(), nodes.into_iter().collect()));
+        self
+    }
+
+    /// Faults of `kind` hit only nodes of these roles (for a partition or a clogged link: the
+    /// node it cuts off).
+    pub fn aim(mut self, kind: FaultKind, roles: &[&str]) -> Self {
+        self.aims
+            .push((kind, roles.iter().map(|r| r.to_string()).collect()));
+        self
+    }
+
+    /// At most `n` nodes crashed or paused at the same time.
+    pub fn max_down(mut self, n: u32) -> Self {
+        self.max_down = Some(n);
+        self
+    }
+
+    /// Every seed's episodes are `durations` long, instead of a drawn profile.
+    pub fn durations(mut self, durations: Durations) -> Self {
+        self.durations = Some(durations);
+        self
+    }
+
+    /// The nodes (below `nodes`) a fault of `kind` may hit, in order.
+    fn targets(&self, kind: FaultKind, nodes: u32) -> Vec<u32> {
+        let Some((_, roles)) = self.aims.iter().find(|(k, _)| *k == kind) else {
+            return (0..nodes).collect();
+        };
+        let mut targets: Vec<u32> = self
+            .roles
+            .iter()
+            .filter(|(name, _)| roles.contains(name))
+            .flat_map(|(_, members)| members.iter().copied())
+            .filter(|&n| n < nodes)
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        targets
+    }
+
+    /// Why this mix cannot generate plans, if it cannot: an aim naming no role.
+    pub fn check(&self) -> Result<(), String> {
+        for (kind, roles) in &self.aims {
+            if let Some(r) = roles
+                .iter()
+                .find(|r| !self.roles.iter().any(|(n, _)| n == *r))
+            {
+                return Err(format!(
+                    "faults of kind {kind} are aimed at role `{r}`, which no node plays"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -328,6 +558,7 @@ impl FaultPlan {
         FaultPlan {
             quiet_at_ms,
             net: None,
+            swarm: None,
             faults: Vec::new(),
         }
     }
@@ -337,6 +568,7 @@ impl FaultPlan {
         FaultPlan {
             quiet_at_ms,
             net: None,
+            swarm: None,
             faults: faults
                 .into_iter()
                 .map(|(at_ms, fault)| TimedFault { at_ms, fault })
@@ -344,33 +576,94 @@ impl FaultPlan {
         }
     }
 
-    /// Parses TOML or JSON (by extension; anything else is tried as TOML).
+    /// Parses TOML or JSON (by extension; anything else is tried as TOML). Only a regular file of at
+    /// most [`MAX_PLAN_BYTES`] is read (a FIFO would hang the read, `/dev/zero` would never end),
+    /// and a key the plan format does not have is an error naming its line, never ignored: a typo
+    /// in `[[fault]]` would otherwise drop faults silently and the run would pass.
     pub fn load(path: &Path) -> Result<FaultPlan, PlanError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+        let read_error = |source| PlanError::Read {
             path: shown.clone(),
             source,
-        })?;
-        let parsed = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| e.to_string())
-        } else {
-            toml::from_str(&text).map_err(|e| {
-                let lines: Vec<&str> = e.message().lines().collect();
-                lines.join("; ") + &toml_where(&text, &e)
-            })
         };
-        parsed.map_err(|message| PlanError::Parse {
+        let meta = std::fs::metadata(path).map_err(read_error)?;
+        if !meta.is_file() {
+            return Err(PlanError::Parse {
+                path: shown,
+                message: "not a regular file".into(),
+            });
+        }
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_PLAN_BYTES + 1).read_to_string(&mut text))
+            .map_err(read_error)?;
+        if text.len() as u64 > MAX_PLAN_BYTES {
+            return Err(PlanError::Parse {
+                path: shown,
+                message: format!("larger than {MAX_PLAN_BYTES} bytes"),
+            });
+        }
+        let json = path.extension().is_some_and(|e| e == "json");
+        FaultPlan::parse(&text, json).map_err(|message| PlanError::Parse {
             path: shown,
             message,
         })
     }
 
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("a fault plan always serializes")
+    /// Parses a plan's text, TOML or JSON, rejecting unknown keys.
+    pub fn parse(text: &str, json: bool) -> Result<FaultPlan, String> {
+        let (plan, given): (FaultPlan, serde_json::Value) = if json {
+            let given: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            let plan = serde_json::from_value(given.clone()).map_err(|e| e.to_string())?;
+            (plan, given)
+        } else {
+            let table: toml::Table = toml::from_str(text).map_err(|e| toml_message(text, &e))?;
+            let plan = FaultPlan::deserialize(table.clone()).map_err(|e| toml_message(text, &e))?;
+            let given = serde_json::to_value(&table).map_err(|e| e.to_string())?;
+            (plan, given)
+        };
+        let known = serde_json::to_value(&plan).map_err(|e| e.to_string())?;
+        if let Some(path) = unknown_key(&given, &known, "") {
+            let key = path.rsplit(['.', ']']).next().unwrap_or(&path);
+            let line = text
+                .lines()
+                .position(|l| {
+                    let l = l
+                        .trim_start()
+                        .trim_start_matches('[')
+                        .trim_start_matches('"');
+                    l.starts_with(key)
+                        && l[key.len()..]
+                            .trim_start_matches('"')
+                            .trim_start()
+                            .starts_with(['=', ']', ':'])
+                })
+                .map(|i| format!(" (line {})", i + 1))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown key `{path}`{line}; a plan has `quiet_at_ms`, `[net]` (loss, min_ms, \
+                 max_ms), `[swarm]` (kinds, episodes, durations, overlap) and `[[fault]]` tables \
+                 (at_ms, fault and the fault's own fields)"
+            ));
+        }
+        Ok(plan)
     }
 
-    /// Checks node indexes, ranges and times against a scenario with `nodes` nodes.
-    pub fn validate(&self, nodes: u32, path: Option<&str>) -> Result<(), PlanError> {
+    /// The plan as TOML. Fails only for values TOML cannot hold (integers past 2^63 - 1), which a
+    /// validated plan never has: its times lie within the scenario's time limit.
+    pub fn to_toml(&self) -> Result<String, PlanError> {
+        toml::to_string(self).map_err(|e| PlanError::Net {
+            path: None,
+            message: format!("cannot be written as TOML: {e}"),
+        })
+    }
+
+    /// Checks node indexes, ranges and times against a scenario's limits.
+    pub fn validate(&self, limits: PlanLimits, path: Option<&str>) -> Result<(), PlanError> {
+        let invalid_net = |message| PlanError::Net {
+            path: path.map(str::to_string),
+            message,
+        };
         if let Some(net) = &self.net {
             let problem = if !(0.0..=1.0).contains(&net.loss) {
                 Some(format!("[net] loss {} is not between 0 and 1", net.loss))
@@ -379,18 +672,27 @@ impl FaultPlan {
                     "[net] min_ms {} > max_ms {}",
                     net.min_ms, net.max_ms
                 ))
+            } else if net.max_ms > MAX_LATENCY_MS {
+                Some(format!(
+                    "[net] max_ms {} is past the largest latency {MAX_LATENCY_MS} ms",
+                    net.max_ms
+                ))
             } else {
                 None
             };
             if let Some(message) = problem {
-                return Err(PlanError::Net {
-                    path: path.map(str::to_string),
-                    message,
-                });
+                return Err(invalid_net(message));
             }
         }
+        let end = self.quiet_at_ms.checked_add(limits.settle_ms);
+        if end.is_none_or(|end| end > limits.time_limit_ms) {
+            return Err(invalid_net(format!(
+                "quiet_at_ms {} plus the scenario's {} ms to settle is past its time limit of {} ms",
+                self.quiet_at_ms, limits.settle_ms, limits.time_limit_ms
+            )));
+        }
         for (index, tf) in self.faults.iter().enumerate() {
-            let mut check = tf.fault.validate(nodes);
+            let mut check = tf.fault.validate(limits.nodes);
             if check.is_ok() && tf.at_ms > self.quiet_at_ms {
                 check = Err(format!(
                     "comes after quiet_at_ms {} (faults must end before the quiet phase)",
@@ -428,19 +730,45 @@ impl FaultPlan {
         let window = mix.window_ms.max(1);
         let mut faults = Vec::new();
         let intensity = mix.intensity.clamp(0.0, 1.0);
-        let episodes = if kinds.is_empty() || nodes == 0 {
-            0
-        } else {
-            let mean = intensity * 8.0;
-            let low = mean.floor() as u32;
-            low + u32::from(rng.gen_bool(mean - f64::from(low)))
-        };
-        for _ in 0..episodes {
-            let kind = kinds[rng.gen_range(0..kinds.len())];
-            let start = rng.gen_range(0..window);
-            let length = rng.gen_range(window / 20..=window / 4).max(1);
+        let intensity = if nodes == 0 { 0.0 } else { intensity };
+        let swarm = Swarm::draw(&mut rng, &kinds, intensity, mix.durations);
+        // Without overlap, each episode starts after the previous one's undo.
+        let mut free_from = 0;
+        // Crash and pause episodes so far, as (start, end, node), for `max_down`.
+        let mut down: Vec<(u64, u64, u32)> = Vec::new();
+        for _ in 0..swarm.episodes {
+            let kind = swarm.kinds[rng.gen_range(0..swarm.kinds.len())];
+            let length = swarm.length(&mut rng, window);
+            let start = if swarm.overlap {
+                rng.gen_range(0..window)
+            } else {
+                let slack = window / (u64::from(swarm.episodes) + 1);
+                free_from + rng.gen_range(0..=slack)
+            };
+            if start >= window {
+                break;
+            }
             let end = (start + length).min(window);
-            let node = rng.gen_range(0..nodes);
+            // Sequential episodes leave the system a fortieth of the window between them.
+            free_from = end + (window / 40).max(1);
+            let targets = mix.targets(kind, nodes);
+            if targets.is_empty() {
+                continue;
+            }
+            let node = targets[rng.gen_range(0..targets.len())];
+            if matches!(kind, FaultKind::CrashNode | FaultKind::PauseNode) {
+                let overlapping = down
+                    .iter()
+                    .filter(|&&(s, e, _)| s <= end && start <= e)
+                    .count() as u32;
+                let same_node = down
+                    .iter()
+                    .any(|&(s, e, n)| n == node && s <= end && start <= e);
+                if same_node || mix.max_down.is_some_and(|max| overlapping >= max) {
+                    continue;
+                }
+                down.push((start, end, node));
+            }
             let (begin, undo) = match kind {
                 FaultKind::CrashNode => (Fault::CrashNode { node }, Fault::RestartNode { node }),
                 FaultKind::PauseNode => (Fault::PauseNode { node }, Fault::ResumeNode { node }),
@@ -521,9 +849,48 @@ impl FaultPlan {
         FaultPlan {
             quiet_at_ms: window,
             net: None,
+            swarm: Some(swarm),
             faults,
         }
     }
+}
+
+/// The largest plan file read. A hand-written plan is a few kilobytes; a generated one at
+/// intensity 1 on 64 nodes is well under 100 KB.
+pub const MAX_PLAN_BYTES: u64 = 1 << 20;
+
+/// The largest latency a plan may set, in milliseconds: a minute is past every failure detector
+/// and phase of the catalogue, so a larger value is a typo, not a network.
+pub const MAX_LATENCY_MS: u64 = 60_000;
+
+/// The first key of `given` (what the file said) that `known` (the same plan written back) lacks:
+/// serde drops unknown keys silently, so this is how a typo is caught.
+fn unknown_key(given: &serde_json::Value, known: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match (given, known) {
+        (Value::Object(g), Value::Object(k)) => g.iter().find_map(|(key, value)| {
+            let here = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            match k.get(key) {
+                None => Some(here),
+                Some(known) => unknown_key(value, known, &here),
+            }
+        }),
+        (Value::Array(g), Value::Array(k)) => g
+            .iter()
+            .zip(k)
+            .enumerate()
+            .find_map(|(i, (g, k))| unknown_key(g, k, &format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let lines: Vec<&str> = e.message().lines().collect();
+    lines.join("; ") + &toml_where(text, e)
 }
 
 fn toml_where(text: &str, err: &toml::de::Error) -> String {
@@ -541,12 +908,8 @@ mod tests {
     use super::*;
 
     fn mix(intensity: f64) -> FaultMix {
-        FaultMix {
-            kinds: FaultKind::ALL.to_vec(),
-            intensity,
-            window_ms: 5_000,
-            processes: vec![(1, "server".into())],
-        }
+        FaultMix::new(FaultKind::ALL.to_vec(), intensity, 5_000)
+            .processes(vec![(1, "server".into())])
     }
 
     #[test]
@@ -574,7 +937,7 @@ mod tests {
         let b: FaultPlan = serde_json::from_str(json_text).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.faults[0].fault.kind(), FaultKind::Partition);
-        let round: FaultPlan = toml::from_str(&a.to_toml()).unwrap();
+        let round: FaultPlan = toml::from_str(&a.to_toml().unwrap()).unwrap();
         assert_eq!(round, a);
     }
 
@@ -596,12 +959,16 @@ mod tests {
         let plan = FaultPlan {
             quiet_at_ms: 100,
             net: None,
+            swarm: None,
             faults: vec![TimedFault {
                 at_ms: 10,
                 fault: Fault::CrashNode { node: 7 },
             }],
         };
-        let err = plan.validate(3, Some("p.toml")).unwrap_err().to_string();
+        let err = plan
+            .validate(PlanLimits::nodes(3), Some("p.toml"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "invalid plan p.toml: fault #0 (at_ms 10): crash-node names node 7, but the scenario has nodes 0..3"
@@ -613,7 +980,7 @@ mod tests {
         let base = rt::NetConfig::default();
         let a = FaultPlan::generate(11, 5, &mix(0.6), &base);
         assert_eq!(a, FaultPlan::generate(11, 5, &mix(0.6), &base));
-        a.validate(5, None).unwrap();
+        a.validate(PlanLimits::nodes(5), None).unwrap();
         assert!(FaultPlan::generate(11, 5, &mix(0.0), &base)
             .faults
             .is_empty());
@@ -624,8 +991,114 @@ mod tests {
         };
         assert!(count(1.0) > count(0.25), "more intensity, more faults");
         let distinct: std::collections::BTreeSet<String> = (0..20)
-            .map(|s| FaultPlan::generate(s, 5, &mix(0.5), &base).to_toml())
+            .map(|s| {
+                FaultPlan::generate(s, 5, &mix(0.5), &base)
+                    .to_toml()
+                    .unwrap()
+            })
             .collect();
         assert!(distinct.len() > 15, "different seeds give different plans");
+    }
+
+    #[test]
+    fn swarm_shapes_differ_between_seeds_and_long_episodes_outlast_detection() {
+        let base = rt::NetConfig::default();
+        let mix = FaultMix::new(vec![FaultKind::CrashNode, FaultKind::Partition], 0.5, 8_000);
+        let plans: Vec<FaultPlan> = (0..200)
+            .map(|s| FaultPlan::generate(s, 3, &mix, &base))
+            .collect();
+        let shapes: Vec<&Swarm> = plans.iter().map(|p| p.swarm.as_ref().unwrap()).collect();
+        let episodes: std::collections::BTreeSet<u32> = shapes.iter().map(|s| s.episodes).collect();
+        assert!(episodes.contains(&0), "some seeds draw no episode at all");
+        assert!(episodes.len() >= 6, "episode counts vary: {episodes:?}");
+        assert!(
+            shapes.iter().any(|s| s.kinds.len() == 1) && shapes.iter().any(|s| s.kinds.len() == 2)
+        );
+        assert!(shapes.iter().any(|s| s.overlap) && shapes.iter().any(|s| !s.overlap));
+        // A crash whose restart comes LONG_EPISODE_MS or more later, in a fair share of seeds.
+        let long_crash = |p: &FaultPlan| {
+            p.faults.iter().any(|f| {
+                let Fault::CrashNode { node } = f.fault else {
+                    return false;
+                };
+                p.faults.iter().any(|g| {
+                    g.fault == Fault::RestartNode { node } && g.at_ms >= f.at_ms + LONG_EPISODE_MS
+                })
+            })
+        };
+        let long = plans.iter().filter(|p| long_crash(p)).count();
+        assert!(
+            long >= 30,
+            "only {long} of 200 seeds crash a node past failure detection"
+        );
+        // Without overlap, an episode starts only after the one before was undone.
+        for p in plans.iter().filter(|p| !p.swarm.as_ref().unwrap().overlap) {
+            let mut open = 0i32;
+            for f in &p.faults {
+                open += match f.fault {
+                    Fault::CrashNode { .. } | Fault::Partition { .. } => 1,
+                    Fault::RestartNode { .. } | Fault::Heal => -1,
+                    _ => 0,
+                };
+                assert!((0..=1).contains(&open), "overlap in {p:?}");
+            }
+        }
+        for p in &plans {
+            p.validate(PlanLimits::nodes(3), None).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_printed_swarm_plan_reads_back_the_same() {
+        let base = rt::NetConfig::default();
+        for seed in 0..20 {
+            let p = FaultPlan::generate(seed, 4, &mix(0.7), &base);
+            let text = p.to_toml().unwrap();
+            assert!(text.contains("[swarm]"), "{text}");
+            assert_eq!(FaultPlan::parse(&text, false).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn roles_aim_faults_and_max_down_bounds_what_is_down_at_once() {
+        let base = rt::NetConfig::default();
+        let mix = FaultMix::new(vec![FaultKind::CrashNode, FaultKind::PauseNode], 1.0, 8_000)
+            .role("primary", [0])
+            .role("backups", [1, 2])
+            .role("clients", [3, 4])
+            .aim(FaultKind::CrashNode, &["primary", "backups"])
+            .aim(FaultKind::PauseNode, &["backups"])
+            .max_down(1);
+        mix.check().unwrap();
+        let mut crashed = std::collections::BTreeSet::new();
+        for seed in 0..300 {
+            let p = FaultPlan::generate(seed, 5, &mix, &base);
+            let mut down = std::collections::BTreeSet::new();
+            for f in &p.faults {
+                match f.fault {
+                    Fault::CrashNode { node } => {
+                        assert!(node <= 2, "a crash hit client {node}");
+                        crashed.insert(node);
+                        assert!(down.insert(node));
+                    }
+                    Fault::PauseNode { node } => {
+                        assert!((1..=2).contains(&node), "a pause hit {node}");
+                        assert!(down.insert(node));
+                    }
+                    Fault::RestartNode { node } | Fault::ResumeNode { node } => {
+                        down.remove(&node);
+                    }
+                    _ => {}
+                }
+                assert!(down.len() <= 1, "seed {seed}: {down:?} down at once");
+            }
+        }
+        assert_eq!(crashed.into_iter().collect::<Vec<_>>(), [0, 1, 2]);
+        let bad = FaultMix::new(vec![FaultKind::CrashNode], 0.5, 1_000)
+            .aim(FaultKind::CrashNode, &["primary"]);
+        assert!(bad
+            .check()
+            .unwrap_err()
+            .contains("role `primary`, which no node plays"));
     }
 }

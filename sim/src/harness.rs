@@ -9,7 +9,7 @@ use groundhog_runtime::event;
 use groundhog_runtime::rt::{self, Control, Duration, NetConfig, World, WorldError};
 use serde::Serialize;
 
-use crate::fault::{Fault, FaultKind, FaultPlan, PlanError};
+use crate::fault::{Durations, Fault, FaultKind, FaultPlan, PlanError, PlanLimits};
 use crate::scenario::{lock, Ctx, Nodes, Processes, Scenario, Violation};
 use crate::trace::{format_time, Recorder, Trace, TraceHash};
 
@@ -62,6 +62,8 @@ pub struct Report {
     pub plan: FaultPlan,
     /// The flags, beyond scenario, variant and seed, that reproduce this run.
     pub repro_flags: String,
+    /// Coverage points this run declared, and whether each was hit.
+    pub coverage: std::collections::BTreeMap<String, bool>,
 }
 
 impl Report {
@@ -121,6 +123,7 @@ pub struct Sim {
     intensity: Option<f64>,
     kinds: Option<Vec<FaultKind>>,
     nodes: Option<u32>,
+    durations: Option<Durations>,
     net: Option<NetConfig>,
     time_limit: Option<Duration>,
     keep_trace: bool,
@@ -135,6 +138,7 @@ impl Sim {
             intensity: None,
             kinds: None,
             nodes: None,
+            durations: None,
             net: None,
             time_limit: None,
             keep_trace: true,
@@ -173,6 +177,12 @@ impl Sim {
     /// Kinds of fault the generated plan may use (the scenario's choice otherwise).
     pub fn faults(mut self, kinds: Vec<FaultKind>) -> Self {
         self.kinds = Some(kinds);
+        self
+    }
+
+    /// Pins the generated plan's episode lengths (`short`, `long`, `mixed`) for every seed.
+    pub fn durations(mut self, durations: Durations) -> Self {
+        self.durations = Some(durations);
         self
     }
 
@@ -229,6 +239,9 @@ impl Sim {
             let names: Vec<_> = kinds.iter().map(|k| k.name()).collect();
             flags += &format!(" --faults {}", names.join(","));
         }
+        if let Some(d) = self.durations {
+            flags += &format!(" --durations {}", d.name());
+        }
         if let Some(n) = self.nodes {
             flags += &format!(" --nodes {n}");
         }
@@ -238,10 +251,58 @@ impl Sim {
         flags
     }
 
-    /// Resolves the fault plan this run would use, checked against the node count.
-    pub fn resolve_plan(&self, scenario: &dyn Scenario) -> Result<FaultPlan, HarnessError> {
+    /// The node count this run would use, checked against the scenario's range.
+    pub fn nodes_for(&self, scenario: &dyn Scenario) -> Result<u32, HarnessError> {
         let setup = scenario.setup();
         let nodes = self.nodes.unwrap_or(setup.nodes);
+        let (min, max) = (
+            *setup.node_range.start(),
+            (*setup.node_range.end()).min(MAX_NODES),
+        );
+        if nodes == 0 {
+            return Err(HarnessError::BadInput(
+                "a run needs at least one node".into(),
+            ));
+        }
+        if nodes > MAX_NODES {
+            return Err(HarnessError::BadInput(format!(
+                "--nodes {nodes} is past the largest simulated cluster, {MAX_NODES} nodes"
+            )));
+        }
+        if !(min..=max).contains(&nodes) {
+            let can = if min == max {
+                format!("runs on exactly {min} node(s)")
+            } else {
+                format!("runs on {min} to {max} nodes")
+            };
+            return Err(HarnessError::BadInput(format!(
+                "scenario `{}` {can}, not {nodes}",
+                scenario.name()
+            )));
+        }
+        Ok(nodes)
+    }
+
+    /// Resolves the fault plan this run would use, checked against the node count and the
+    /// scenario's time limit.
+    pub fn resolve_plan(&self, scenario: &dyn Scenario) -> Result<FaultPlan, HarnessError> {
+        let setup = scenario.setup();
+        let nodes = self.nodes_for(scenario)?;
+        if self.intensity.is_some() && !matches!(self.plan, PlanSource::Generated) {
+            return Err(HarnessError::BadInput(
+                "--intensity shapes a generated plan; it cannot apply to a given --plan".into(),
+            ));
+        }
+        if self.durations.is_some() && !matches!(self.plan, PlanSource::Generated) {
+            return Err(HarnessError::BadInput(
+                "--durations shapes a generated plan; it cannot apply to a given --plan".into(),
+            ));
+        }
+        if self.kinds.is_some() && !matches!(self.plan, PlanSource::Generated) {
+            return Err(HarnessError::BadInput(
+                "--faults shapes a generated plan; it cannot apply to a given --plan".into(),
+            ));
+        }
         let net = self.net.clone().unwrap_or(setup.net);
         let (plan, path) = match &self.plan {
             PlanSource::Generated => {
@@ -257,12 +318,21 @@ impl Sim {
                 if let Some(kinds) = &self.kinds {
                     mix.kinds = kinds.clone();
                 }
+                if let Some(d) = self.durations {
+                    mix.durations = Some(d);
+                }
+                mix.check().map_err(HarnessError::BadInput)?;
                 (FaultPlan::generate(self.seed, nodes, &mix, &net), None)
             }
             PlanSource::File(p) => (FaultPlan::load(p)?, Some(p.display().to_string())),
             PlanSource::Given(plan) => (plan.clone(), None),
         };
-        plan.validate(nodes, path.as_deref())?;
+        let limits = PlanLimits {
+            nodes,
+            time_limit_ms: millis(self.time_limit.unwrap_or(setup.time_limit)),
+            settle_ms: millis(setup.settle),
+        };
+        plan.validate(limits, path.as_deref())?;
         Ok(plan)
     }
 
@@ -271,12 +341,7 @@ impl Sim {
     pub fn run(&self, scenario: &dyn Scenario) -> Result<Report, HarnessError> {
         let variant = self.variant_for(scenario)?;
         let setup = scenario.setup();
-        let nodes = self.nodes.unwrap_or(setup.nodes);
-        if nodes == 0 {
-            return Err(HarnessError::BadInput(
-                "a run needs at least one node".into(),
-            ));
-        }
+        let nodes = self.nodes_for(scenario)?;
         let plan = self.resolve_plan(scenario)?;
         let net = self
             .net
@@ -289,6 +354,7 @@ impl Sim {
         let recorder = Recorder::new(self.keep_trace);
         let started: Nodes = Arc::default();
         let processes: Processes = Arc::default();
+        let points = crate::coverage::Points::default();
         let _in_run = InRun::enter();
         let run = tracing::subscriber::with_default(recorder.clone(), || {
             catch_unwind(AssertUnwindSafe(|| {
@@ -303,6 +369,7 @@ impl Sim {
                         control: control.clone(),
                         started: started.clone(),
                         processes: processes.clone(),
+                        points: points.clone(),
                     };
                     event!(
                         "note",
@@ -349,6 +416,7 @@ impl Sim {
             sim_time,
             plan,
             repro_flags: self.repro_flags(),
+            coverage: points.take(),
         })
     }
 }
@@ -381,6 +449,15 @@ impl Drop for InRun {
 /// which the trace records, and a panicking driver makes the run's outcome `Panicked` with the
 /// message. Without it, a sweep over a scenario that injects crashes as panics prints a message
 /// (and, with `RUST_BACKTRACE`, a backtrace) per crash. The `groundhog` CLI installs it.
+/// The largest cluster a run may simulate. Node addresses have room for 65,534; past a thousand
+/// nodes a world's start-up and heartbeats alone take minutes per seed, so a larger count is a
+/// mistake on the command line, not an experiment.
+pub const MAX_NODES: u32 = 1024;
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 pub fn quiet_panics_in_runs() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -22,19 +22,27 @@
 
 mod check;
 pub mod cli;
+mod coverage;
 mod fault;
 mod harness;
 mod prove;
 mod scenario;
 mod seeds;
 mod sweep;
+mod template;
 mod trace;
 
 pub use check::{check_determinism, Divergence};
-pub use fault::{Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanNet, TimedFault};
-pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim};
+pub use coverage::CoverageRow;
+pub use fault::{
+    Durations, Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanLimits, PlanNet, Swarm,
+    TimedFault, LONG_EPISODE_MS, MAX_LATENCY_MS, MAX_PLAN_BYTES,
+};
+pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim, MAX_NODES};
 pub use prove::{provable, Found, Proof, Prove, RangeSearch};
 pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};
-pub use seeds::{SeedRange, Shard};
-pub use sweep::{Check, Mode, SeedResult, Sweep, SweepSummary};
+pub use seeds::{SeedRange, SeedSet, Shard};
+pub use sweep::{
+    Check, Mode, SeedResult, Sweep, SweepSummary, VariantCount, KEPT_FAILURES, MAX_JOBS,
+};
 pub use trace::{format_time, Recorder, Trace, TraceHash};

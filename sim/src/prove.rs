@@ -132,7 +132,7 @@ impl Proof {
     }
 
     pub fn fixed_passed(&self) -> u64 {
-        self.fixed.seeds_run - self.fixed.failures.len() as u64
+        self.fixed.seeds_run - self.fixed.failed
     }
 
     pub fn deterministic(&self) -> bool {
@@ -140,7 +140,7 @@ impl Proof {
     }
 
     pub fn proven(&self) -> bool {
-        self.flaw_caught() && self.fixed.failures.is_empty() && self.deterministic()
+        self.flaw_caught() && self.fixed.failed == 0 && self.deterministic()
     }
 
     /// 0 proven, 1 a flaw missed or a fixed seed failed, 3 nondeterminism.
@@ -170,10 +170,52 @@ pub fn provable(scenario: &dyn Scenario) -> bool {
     v.contains(&FIXED) && v.contains(&FLAWED)
 }
 
+/// The most seed ranges one proof searches (each range's result is kept and printed).
+pub const MAX_RANGES: u64 = 10_000;
+
 impl Prove {
+    /// Why these settings cannot make a proof of a scenario with this seed budget, if they cannot:
+    /// a proof over no seeds proves nothing, and the last range must end inside the seed space.
+    pub fn check(&self, budget: u64) -> Result<(), String> {
+        if self.fixed_seeds == 0 {
+            return Err(
+                "--fixed-seeds must be at least 1 (a proof over no fixed seeds proves nothing)"
+                    .into(),
+            );
+        }
+        if self.check_seeds == 0 {
+            return Err(
+                "--check-seeds must be at least 1 (determinism over no seeds proves nothing)"
+                    .into(),
+            );
+        }
+        if self.ranges == 0 || self.ranges > MAX_RANGES {
+            return Err(format!(
+                "--ranges must be from 1 to {MAX_RANGES}, not {}",
+                self.ranges
+            ));
+        }
+        if self.range_width == 0 {
+            return Err("--range-width must be at least 1".into());
+        }
+        let width = self.range_width.max(budget);
+        (self.ranges - 1)
+            .checked_mul(width)
+            .and_then(|last| last.checked_add(budget))
+            .ok_or_else(|| {
+                format!(
+                    "--ranges {} of width {width} run past the largest seed {}",
+                    self.ranges,
+                    u64::MAX
+                )
+            })?;
+        Ok(())
+    }
+
     /// Measures one scenario. `Err` only for input that cannot make a run.
     pub fn run(&self, scenario: &dyn Scenario) -> Result<Proof, HarnessError> {
         let budget = scenario.setup().seed_budget.max(1);
+        self.check(budget).map_err(HarnessError::BadInput)?;
         let ranges = self.search_ranges(scenario)?;
         let fixed = Sweep::new(
             vec![(scenario, FIXED.to_string())],
@@ -210,6 +252,7 @@ impl Prove {
         let budget = scenario.setup().seed_budget.max(1);
         let flawed = self.template.clone().variant(FLAWED);
         flawed.variant_for(scenario)?;
+        self.check(budget).map_err(HarnessError::BadInput)?;
         let width = self.range_width.max(budget);
         let starts: Vec<u64> = (0..self.ranges).map(|r| r * width).collect();
         let next = AtomicUsize::new(0);

@@ -44,6 +44,10 @@ pub struct Setup {
     pub time_limit: Duration,
     /// A flawed variant must fail within this many consecutive seeds.
     pub seed_budget: u64,
+    /// Node counts the scenario can run with (`--nodes`); by default only `nodes`.
+    pub node_range: std::ops::RangeInclusive<u32>,
+    /// Coverage points each variant is expected to reach in a sweep, as `(variant, point)`.
+    pub coverage: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -55,7 +59,34 @@ impl Setup {
             settle: Duration::from_secs(2),
             time_limit: Duration::from_secs(600),
             seed_budget: 100,
+            node_range: nodes..=nodes,
+            coverage: Vec::new(),
         }
+    }
+
+    /// The scenario runs with any node count in `range` (`--nodes`), not only its default; the
+    /// harness refuses counts outside it, and never more than [`crate::MAX_NODES`].
+    pub fn node_range(mut self, range: std::ops::RangeInclusive<u32>) -> Self {
+        self.node_range = range;
+        self
+    }
+
+    /// Names coverage points (`ctx.sometimes`, `ctx.reachable`) that `variant` must reach in
+    /// some seed of a sweep: a sweep lists them even when never hit, and [`crate::Check::run`]
+    /// fails when one is never hit.
+    pub fn coverage(mut self, variant: &str, points: &[&str]) -> Self {
+        self.coverage
+            .extend(points.iter().map(|p| (variant.to_string(), p.to_string())));
+        self
+    }
+
+    /// The points named for `variant`.
+    pub fn points_for(&self, variant: &str) -> Vec<String> {
+        self.coverage
+            .iter()
+            .filter(|(v, _)| v == variant)
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 
     pub fn net(mut self, net: rt::NetConfig) -> Self {
@@ -103,9 +134,21 @@ pub struct Ctx {
     pub(crate) control: Control,
     pub(crate) started: Nodes,
     pub(crate) processes: Processes,
+    pub(crate) points: crate::coverage::Points,
 }
 
 impl Ctx {
+    /// A coverage point: declares `name`, and marks it hit when `cond` holds. A sweep reports in
+    /// how many seeds each point was hit; it changes nothing in the run or its trace.
+    pub fn sometimes(&self, name: &str, cond: bool) {
+        self.points.mark(name, cond);
+    }
+
+    /// A coverage point hit whenever this line runs.
+    pub fn reachable(&self, name: &str) {
+        self.points.mark(name, true);
+    }
+
     pub fn seed(&self) -> u64 {
         self.seed
     }

@@ -74,12 +74,76 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn seeds(self, range: &SeedRange) -> Vec<u64> {
-        range
-            .0
-            .clone()
-            .filter(|s| (s - range.0.start) % self.count == self.index - 1)
-            .collect()
+    /// How many seeds of `range` this shard holds, computed, not counted.
+    pub fn len(self, range: &SeedRange) -> u64 {
+        let offset = self.index - 1;
+        let len = range.len();
+        if len <= offset {
+            0
+        } else {
+            (len - offset - 1) / self.count + 1
+        }
+    }
+
+    /// The `k`-th seed of this shard (`k < self.len(range)`).
+    pub fn nth(self, range: &SeedRange, k: u64) -> u64 {
+        range.0.start + (self.index - 1) + k * self.count
+    }
+
+    /// This shard's seeds, in order, one at a time (a range of 2^64 seeds costs nothing up front).
+    pub fn seeds(self, range: &SeedRange) -> impl Iterator<Item = u64> + '_ {
+        (0..self.len(range)).map(move |k| self.nth(range, k))
+    }
+}
+
+/// The seeds a sweep runs: a range, or one shard of it. Indexed arithmetically, so a sweep over
+/// `0..2^64-1` split into a million shards starts at once and holds no list of seeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedSet {
+    range: SeedRange,
+    shard: Shard,
+}
+
+impl SeedSet {
+    pub fn new(range: SeedRange, shard: Option<Shard>) -> Self {
+        SeedSet {
+            range,
+            shard: shard.unwrap_or(Shard { index: 1, count: 1 }),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.shard.len(&self.range)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `k`-th seed (`k < self.len()`).
+    pub fn nth(&self, k: u64) -> u64 {
+        self.shard.nth(&self.range, k)
+    }
+
+    pub fn first(&self) -> Option<u64> {
+        (!self.is_empty()).then(|| self.nth(0))
+    }
+
+    /// Why this set cannot make a sweep, if it is empty.
+    pub fn check_not_empty(&self) -> Result<(), String> {
+        if self.is_empty() && self.shard.count == 1 {
+            return Err(format!("seeds {} hold no seeds", self.range));
+        }
+        if self.is_empty() {
+            return Err(format!(
+                "shard {}/{} of seeds {} holds no seeds (the range has {} seed(s))",
+                self.shard.index,
+                self.shard.count,
+                self.range,
+                self.range.len()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -123,12 +187,59 @@ mod tests {
     fn shards_partition_the_range() {
         let range: SeedRange = "10..30".parse().unwrap();
         let mut all: Vec<u64> = (1..=3)
-            .flat_map(|i| Shard { index: i, count: 3 }.seeds(&range))
+            .flat_map(|i| {
+                Shard { index: i, count: 3 }
+                    .seeds(&range)
+                    .collect::<Vec<_>>()
+            })
             .collect();
         all.sort_unstable();
         assert_eq!(all, (10..30).collect::<Vec<_>>());
-        assert_eq!("2/3".parse::<Shard>().unwrap().seeds(&range)[..2], [11, 14]);
+        let second: Vec<u64> = "2/3"
+            .parse::<Shard>()
+            .unwrap()
+            .seeds(&range)
+            .take(2)
+            .collect();
+        assert_eq!(second, [11, 14]);
         assert!("0/3".parse::<Shard>().is_err());
         assert!("4/3".parse::<Shard>().is_err());
+    }
+
+    #[test]
+    fn shard_lengths_match_counting_for_every_small_case() {
+        for start in 0..4u64 {
+            for len in 1..12u64 {
+                let range = SeedRange(start..start + len);
+                for count in 1..8u64 {
+                    for index in 1..=count {
+                        let shard = Shard { index, count };
+                        let counted = range
+                            .0
+                            .clone()
+                            .filter(|s| (s - start) % count == index - 1)
+                            .collect::<Vec<_>>();
+                        assert_eq!(shard.seeds(&range).collect::<Vec<_>>(), counted);
+                        assert_eq!(shard.len(&range), counted.len() as u64);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_whole_seed_space_is_indexed_without_listing_it() {
+        let range: SeedRange = "0..18446744073709551615".parse().unwrap();
+        let set = SeedSet::new(range, Some("1/1000000".parse().unwrap()));
+        assert_eq!(set.len(), 18_446_744_073_710);
+        assert_eq!(set.first(), Some(0));
+        assert_eq!(set.nth(1), 1_000_000);
+        assert_eq!(set.nth(set.len() - 1), 18_446_744_073_709_000_000);
+        let empty = SeedSet::new(SeedRange(0..3), Some("5/10".parse().unwrap()));
+        assert!(empty.is_empty());
+        assert_eq!(
+            empty.check_not_empty().unwrap_err(),
+            "shard 5/10 of seeds 0..3 holds no seeds (the range has 3 seed(s))"
+        );
     }
 }

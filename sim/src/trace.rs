@@ -17,8 +17,26 @@ use tracing::{Event, Metadata, Subscriber};
 
 /// The trace hash: FNV-1a, 64 bits, over every line followed by `\n`. Named and fixed, so a hash
 /// printed today still identifies the same trace after a toolchain upgrade (std's hasher does not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+///
+/// In JSON it is the same 16 hex digits the text output prints: a 64-bit number is past what a
+/// JSON reader such as `jq` holds exactly (2^53).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceHash(pub u64);
+
+impl serde::Serialize for TraceHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TraceHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        u64::from_str_radix(&text, 16).map(TraceHash).map_err(|_| {
+            serde::de::Error::custom(format!("`{text}` is not a 16-hex-digit trace hash"))
+        })
+    }
+}
 
 impl TraceHash {
     pub const ALGORITHM: &'static str = "fnv1a-64";

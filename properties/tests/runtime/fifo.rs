@@ -52,10 +52,12 @@ impl Scenario for Fifo {
             0.6,
             3_000,
         );
-        Setup::new(3, faults).net(NetConfig {
-            loss: 0.2,
-            latency: Duration::from_millis(1)..Duration::from_millis(100),
-        })
+        Setup::new(3, faults)
+            .net(NetConfig {
+                loss: 0.2,
+                latency: Duration::from_millis(1)..Duration::from_millis(100),
+            })
+            .node_range(3..=5)
     }
 
     fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {

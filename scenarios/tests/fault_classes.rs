@@ -1,0 +1,103 @@
+//! Fault classes beyond the first generator: a flaw that only long outages reach, and coverage
+//! points that show a sweep reached the states that matter.
+
+use groundhog_runtime::rt;
+use groundhog_scenarios::Failover;
+use groundhog_sim::{BoxFuture, Check, Ctx, Durations, Scenario, Setup, Violation};
+
+use crate::simulated;
+
+#[test]
+fn failover_is_caught_only_by_outages_longer_than_failure_detection() {
+    if !simulated() {
+        return;
+    }
+    let first = Check::new(&Failover)
+        .variant("flawed")
+        .seeds(0..20)
+        .expect_failure();
+    assert!(
+        first.summary.contains("invariant=one-primary-at-a-time"),
+        "{}",
+        first.summary
+    );
+    // The same seeds with every episode short: every seed passes, and the coverage point says
+    // why: the takeover, the state the flaw needs, is never reached.
+    let short = std::panic::catch_unwind(|| {
+        Check::new(&Failover)
+            .variant("flawed")
+            .seeds(0..100)
+            .sim(|s| s.durations(Durations::Short))
+            .run()
+    });
+    let message = *short.unwrap_err().downcast::<String>().unwrap();
+    assert_eq!(
+        message,
+        "1 problem(s):\ncoverage point `takeover` of failover flawed was never hit in seeds 0..100"
+    );
+    Check::new(&Failover).variant("fixed").seeds(0..60).run();
+}
+
+/// `failover`, asking for a coverage point no run ever marks.
+struct Unreached;
+
+impl Scenario for Unreached {
+    fn name(&self) -> &'static str {
+        "unreached"
+    }
+    fn about(&self) -> &'static str {
+        "names a coverage point it never reaches"
+    }
+    fn variants(&self) -> &'static [&'static str] {
+        &["only"]
+    }
+    fn setup(&self) -> Setup {
+        Setup::new(1, groundhog_sim::FaultMix::new(Vec::new(), 0.0, 100))
+            .coverage("only", &["reached", "never-reached"])
+    }
+    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+        Box::pin(async move {
+            rt::sleep(rt::Duration::from_millis(10)).await;
+            ctx.reachable("reached");
+            ctx.sometimes("odd-seed", ctx.seed() % 2 == 1);
+            Ok(())
+        })
+    }
+}
+
+#[test]
+fn a_sweep_counts_coverage_points_and_check_fails_on_a_point_never_hit() {
+    if !simulated() {
+        return;
+    }
+    let summary = groundhog_sim::Sweep::new(
+        vec![(&Unreached as &dyn Scenario, "only".to_string())],
+        groundhog_sim::SeedRange(0..10),
+        groundhog_sim::Sim::new(0),
+    )
+    .run()
+    .unwrap();
+    let row = |p: &str| {
+        summary
+            .coverage
+            .iter()
+            .find(|r| r.point == p)
+            .map(|r| (r.seeds_hit, r.seeds_run))
+    };
+    assert_eq!(row("reached"), Some((10, 10)));
+    assert_eq!(row("odd-seed"), Some((5, 10)));
+    assert_eq!(
+        row("never-reached"),
+        Some((0, 10)),
+        "named in Setup, listed though never declared"
+    );
+    let failed = std::panic::catch_unwind(|| Check::new(&Unreached).seeds(0..10).run());
+    let message = *failed.unwrap_err().downcast::<String>().unwrap();
+    assert!(
+        message.contains(
+            "coverage point `never-reached` of unreached only was never hit in seeds 0..10"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("`reached`"), "{message}");
+}
