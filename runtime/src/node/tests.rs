@@ -349,13 +349,22 @@ async fn timers_fire_once_and_die_with_their_process() {
     assert_eq!(tag, Some(9));
     assert!(cancelled);
     assert_eq!(armed, 1, "one timer armed, one cancelled");
-    // A process with a pending timer exits: the timer task is aborted with it.
+    // A process with a pending timer exits: the timer task is aborted with it at once, not
+    // left sleeping until it would have fired.
+    rt::sleep(SEC).await;
+    let before = rt::task_count().expect("counted under simulation");
     let pid = node.spawn("timed", |ctx: Ctx<u32>| async move {
-        ctx.send_after(SEC, 1);
+        ctx.send_after(10 * SEC, 1);
         ExitReason::Normal
     });
-    rt::sleep(2 * SEC).await;
+    rt::sleep(Duration::from_millis(10)).await;
     assert!(!node.is_alive(pid));
+    assert_eq!(node.timer_count(), 0);
+    assert_eq!(
+        rt::task_count(),
+        Some(before),
+        "the exited process's timer task is gone"
+    );
 }
 
 #[rt::test]
