@@ -335,7 +335,7 @@ impl Node {
         })
     }
 
-    /// Stops distribution and kills every process with `Kill`.
+    /// Stops distribution and kills every process: each exits with `Killed`.
     pub fn shutdown(&self) {
         self.stop_distribution();
         let mut st = self.lock();
@@ -345,7 +345,7 @@ impl Node {
         }
         let ids: Vec<u64> = st.procs.keys().copied().collect();
         for id in ids {
-            st.kill(id, ExitReason::Kill);
+            st.kill(id, ExitReason::Killed);
         }
     }
 }

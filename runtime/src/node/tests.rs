@@ -275,12 +275,67 @@ async fn normal_exits_do_not_kill_links_and_kill_cannot_be_trapped() {
         let down = Some(ctx.recv().await);
         (
             ctx.is_alive(survivor),
-            matches!(down, Some(Event::Down { reference, reason: ExitReason::Kill, .. }) if reference == m),
+            matches!(down, Some(Event::Down { reference, reason: ExitReason::Killed, .. }) if reference == m),
         )
     })
     .await;
     assert!(normal_survivor);
     assert!(killed);
+}
+
+/// OTP's `kill` / `killed`: an untrappable `Kill` makes its target exit with `Killed`, which
+/// is what its links and monitors see; a process that exits with `Kill` by itself sends `Kill`
+/// over its links, where it is trappable like any other reason.
+#[rt::test]
+async fn a_killed_process_is_seen_as_killed_and_kill_over_a_link_is_trappable() {
+    let node = Node::local(0, 1);
+    let (killed, over_link, trapper_alive) = in_process(&node, move |mut ctx| async move {
+        ctx.trap_exit(true);
+        let target = ctx.spawn_link("target", |_c: Ctx<u32>| async move {
+            std::future::pending::<ExitReason>().await
+        });
+        let m = ctx.monitor(target);
+        ctx.exit(target, ExitReason::Kill);
+        let mut killed = Vec::new();
+        while killed.len() < 2 {
+            match ctx.recv().await {
+                Event::Exit { from, reason } if from == target => killed.push(("link", reason)),
+                Event::Down { reference, reason, .. } if reference == m => {
+                    killed.push(("monitor", reason))
+                }
+                _ => {}
+            }
+        }
+        killed.sort();
+        // A trapping process linked to one that exits with `Kill` gets it as a message.
+        let (reason_tx, reason_rx) = oneshot::channel();
+        let trapper = ctx.node().spawn_opts(
+            SpawnOpts::named("trapper").trap_exit(),
+            |mut ctx: Ctx<u32>| async move {
+                let quitter = ctx.spawn_link("quitter", |_c: Ctx<u32>| async { ExitReason::Kill });
+                let mut reason_tx = Some(reason_tx);
+                loop {
+                    if let Event::Exit { from, reason } = ctx.recv().await {
+                        if from == quitter {
+                            if let Some(tx) = reason_tx.take() {
+                                let _ = tx.send(reason);
+                            }
+                        }
+                    }
+                }
+            },
+        );
+        let over_link = reason_rx.await.ok();
+        let alive = ctx.is_alive(trapper);
+        (killed, over_link, alive)
+    })
+    .await;
+    assert_eq!(
+        killed,
+        vec![("link", ExitReason::Killed), ("monitor", ExitReason::Killed)]
+    );
+    assert_eq!(over_link, Some(ExitReason::Kill));
+    assert!(trapper_alive, "a trapped Kill over a link does not kill");
 }
 
 #[rt::test]

@@ -207,7 +207,7 @@ async fn a_stubborn_child_is_killed_after_its_shutdown_timeout() {
     })
     .await;
     assert_eq!(stopped, Ok(true));
-    assert_eq!(reason, ExitReason::Kill);
+    assert_eq!(reason, ExitReason::Killed);
     assert!(took >= 3 * SEC && took < 4 * SEC, "took {took:?}");
 }
 
