@@ -25,6 +25,7 @@ mod remote;
 mod spawn;
 mod timers;
 
+pub(crate) use spawn::panic_message;
 pub use spawn::SpawnOpts;
 
 /// How a node runs. Limits are data: the same in tests and production.

@@ -30,6 +30,11 @@ struct Recorder {
 impl Actor for Recorder {
     type Msg = u32;
 
+    /// Traps exits, as every actor did before trapping became a choice.
+    fn trap_exit(&self) -> bool {
+        true
+    }
+
     async fn init(&mut self, ctx: &mut Ctx<u32>) -> Result<(), ExitReason> {
         self.log.lock().unwrap().push(format!("start {}", self.id));
         if self.fail_init {
