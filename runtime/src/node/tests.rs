@@ -102,12 +102,29 @@ async fn sends_to_dead_or_stale_pids_are_noproc() {
         incarnation: 0,
         ..gone
     };
-    let (a, b) = in_process(&node, move |ctx| async move {
-        (ctx.send(gone, 1u32), ctx.send(stale, 2u32))
+    // A pid of an earlier incarnation whose id is live in this one names a different
+    // process: it is not alive and nothing sent to it reaches the live one.
+    let (live, got) = collector(&node, 1);
+    let stale_live = Pid {
+        incarnation: 0,
+        ..live
+    };
+    assert!(!node.is_alive(stale_live));
+    let (a, b, c, d) = in_process(&node, move |ctx| async move {
+        (
+            ctx.send(gone, 1u32),
+            ctx.send(stale, 2u32),
+            ctx.send(stale_live, 3u32),
+            ctx.send(live, 4u32),
+        )
     })
     .await;
     assert!(matches!(a, Err(SendError::NoProc { msg: 1, .. })));
     assert!(matches!(b, Err(SendError::NoProc { msg: 2, .. })));
+    assert!(matches!(c, Err(SendError::NoProc { msg: 3, .. })));
+    assert!(d.is_ok());
+    let got: Vec<u32> = got.await.unwrap().into_iter().map(|(_, m)| m).collect();
+    assert_eq!(got, vec![4], "only the message to the live pid arrived");
 }
 
 fn echo_server(node: &Node) -> Pid {
