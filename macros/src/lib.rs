@@ -14,7 +14,8 @@ use syn::{parse_macro_input, ItemFn};
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut input = parse_macro_input!(item as ItemFn);
     if !args.is_empty() {
-        let msg = "#[rt::test] takes no arguments (seeds come from MADSIM_TEST_SEED / MADSIM_TEST_NUM)";
+        let msg =
+            "#[rt::test] takes no arguments (seeds come from MADSIM_TEST_SEED / MADSIM_TEST_NUM)";
         return syn::Error::new(proc_macro2::Span::call_site(), msg)
             .to_compile_error()
             .into();

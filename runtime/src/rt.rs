@@ -410,7 +410,10 @@ mod backend {
     /// check that a runtime object's tasks end with it); `None` in the real build.
     pub fn task_count() -> Option<usize> {
         let left = plugin::simulator::<Leftovers>();
-        let on_supervisor = lock(&left.tasks).iter().filter(|t| !t.is_finished()).count();
+        let on_supervisor = lock(&left.tasks)
+            .iter()
+            .filter(|t| !t.is_finished())
+            .count();
         Some(Handle::current().metrics().num_tasks() + on_supervisor)
     }
 
@@ -727,7 +730,11 @@ mod tests {
         // The restart dropped the first incarnation's task.
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         drop(world);
-        assert_eq!(drops.load(Ordering::SeqCst), 5, "every pending task was dropped");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            5,
+            "every pending task was dropped"
+        );
     }
 
     /// `#[rt::test]` runs a fixed range of seeds, not the wall clock's: two runs of the same

@@ -317,9 +317,9 @@ async fn a_killed_process_is_seen_as_killed_and_kill_over_a_link_is_trappable() 
         while killed.len() < 2 {
             match ctx.recv().await {
                 Event::Exit { from, reason } if from == target => killed.push(("link", reason)),
-                Event::Down { reference, reason, .. } if reference == m => {
-                    killed.push(("monitor", reason))
-                }
+                Event::Down {
+                    reference, reason, ..
+                } if reference == m => killed.push(("monitor", reason)),
                 _ => {}
             }
         }
@@ -349,7 +349,10 @@ async fn a_killed_process_is_seen_as_killed_and_kill_over_a_link_is_trappable() 
     .await;
     assert_eq!(
         killed,
-        vec![("link", ExitReason::Killed), ("monitor", ExitReason::Killed)]
+        vec![
+            ("link", ExitReason::Killed),
+            ("monitor", ExitReason::Killed)
+        ]
     );
     assert_eq!(over_link, Some(ExitReason::Kill));
     assert!(trapper_alive, "a trapped Kill over a link does not kill");
