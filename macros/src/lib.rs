@@ -33,7 +33,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
             ::groundhog_runtime::rt::run_test(#name, || async move #body)
         }
     };
-    input.block = Box::new(syn::parse2(block).expect("a block parses"));
+    *input.block = syn::parse2(block).expect("a block parses");
     quote! {
         #[::core::prelude::v1::test]
         #input

@@ -702,34 +702,35 @@ mod tests {
             return;
         }
         let drops = Arc::new(AtomicUsize::new(0));
-        let world = World::new(1, &NetConfig::default(), None).unwrap();
-        let d = drops.clone();
-        world.block_on(async move {
-            let control = Control::current().unwrap();
-            let pending = |d: &Arc<AtomicUsize>| {
-                let guard = Guard(d.clone());
+        {
+            let world = World::new(1, &NetConfig::default(), None).unwrap();
+            let d = drops.clone();
+            world.block_on(async move {
                 let control = Control::current().unwrap();
-                async move {
-                    let _held = (guard, control);
-                    std::future::pending::<()>().await
+                let pending = |d: &Arc<AtomicUsize>| {
+                    let guard = Guard(d.clone());
+                    let control = Control::current().unwrap();
+                    async move {
+                        let _held = (guard, control);
+                        std::future::pending::<()>().await
+                    }
+                };
+                drop(spawn(pending(&d)));
+                let nodes: Vec<_> = (0..3)
+                    .map(|i| control.create_node(i, std::future::pending::<()>))
+                    .collect();
+                for node in &nodes {
+                    control.spawn_on(node, pending(&d));
                 }
-            };
-            drop(spawn(pending(&d)));
-            let nodes: Vec<_> = (0..3)
-                .map(|i| control.create_node(i, std::future::pending::<()>))
-                .collect();
-            for node in &nodes {
-                control.spawn_on(node, pending(&d));
-            }
-            crate::rt::sleep(Duration::from_millis(1)).await;
-            control.restart(&nodes[1]);
-            control.spawn_on(&nodes[1], pending(&d));
-            control.pause(&nodes[2]);
-            crate::rt::sleep(Duration::from_millis(1)).await;
-        });
-        // The restart dropped the first incarnation's task.
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
-        drop(world);
+                crate::rt::sleep(Duration::from_millis(1)).await;
+                control.restart(&nodes[1]);
+                control.spawn_on(&nodes[1], pending(&d));
+                control.pause(&nodes[2]);
+                crate::rt::sleep(Duration::from_millis(1)).await;
+            });
+            // The restart dropped the first incarnation's task.
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+        } // The world is dropped here.
         assert_eq!(
             drops.load(Ordering::SeqCst),
             5,
