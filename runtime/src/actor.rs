@@ -1,12 +1,18 @@
-//! A handler over a process: `init`, then `handle` per event, then `terminate` on an orderly stop.
+//! A handler over a process: `init`, then `handle` per event, then `terminate` when it stops.
 //!
-//! An actor traps exits: an exit signal from its parent (the process that started it, usually a
-//! supervisor) or any abnormal one stops it with that reason after `terminate` runs; a `Normal`
-//! exit from anyone else goes to [`Actor::handle_exit`]. Only `Kill` skips `terminate`.
+//! gen_server's rules. `terminate` runs when `handle` returns `Stop` and when `handle` or
+//! `handle_exit` panics (with the panic as an `Error` reason, which is then the exit reason).
+//! A panicking `init` fails the start with its reason, as an `Err` returned to the starter.
+//! Trapping exits is the actor's choice ([`Actor::trap_exit`], off by default as in OTP): a
+//! trapping actor stops with its parent's exit reason after `terminate` runs and hands other
+//! exit signals to [`Actor::handle_exit`]; a non-trapping one is killed by any abnormal exit
+//! signal without `terminate`. An untrappable `Kill` always skips `terminate`.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 
 use futures::channel::oneshot;
+use futures::FutureExt;
 
 use crate::rt::Duration;
 use crate::{Ctx, Event, ExitReason, Node, Pid, SpawnOpts, StartError};
@@ -35,8 +41,15 @@ pub trait Actor: Send + 'static {
         event: Event<Self::Msg>,
     ) -> impl Future<Output = Flow> + Send;
 
-    /// An exit signal from a process other than the parent. By default `Normal` is ignored and
-    /// anything else stops the actor with the same reason.
+    /// Whether the actor traps exits (read once, before it runs). Without it, exit signals
+    /// are handled by the node: `Normal` is ignored and anything else kills the actor at once,
+    /// without `terminate`.
+    fn trap_exit(&self) -> bool {
+        false
+    }
+
+    /// While trapping exits: an exit signal from a process other than the parent. By default
+    /// `Normal` is ignored and anything else stops the actor with the same reason.
     fn handle_exit(&mut self, _from: Pid, reason: ExitReason) -> Flow {
         match reason {
             ExitReason::Normal => Flow::Continue,
@@ -44,7 +57,8 @@ pub trait Actor: Send + 'static {
         }
     }
 
-    /// Orderly shutdown: release what the actor holds. Its timers are cancelled regardless.
+    /// The actor stops: release what it holds. Runs after `Stop`, after a panic in `handle`
+    /// and (when trapping) after the parent's exit signal. Its timers are cancelled regardless.
     fn terminate(
         &mut self,
         _ctx: &mut Ctx<Self::Msg>,
@@ -64,10 +78,12 @@ pub async fn start_actor<A: Actor>(
     mut actor: A,
 ) -> Result<Pid, StartError> {
     let (ack_tx, ack_rx) = oneshot::channel::<Result<(), ExitReason>>();
-    let mut opts = SpawnOpts::named(name).trap_exit();
+    let mut opts = SpawnOpts::named(name);
+    opts.trap_exit = actor.trap_exit();
     opts.link = parent;
     let pid = node.spawn_opts(opts, move |mut ctx: Ctx<A::Msg>| async move {
-        if let Err(reason) = actor.init(&mut ctx).await {
+        let init = AssertUnwindSafe(actor.init(&mut ctx)).catch_unwind().await;
+        if let Err(reason) = init.unwrap_or_else(|panic| Err(crashed(&*panic))) {
             // The starter learns the failure as a value, not also as an exit signal.
             if let Some(parent) = parent {
                 ctx.unlink(parent);
@@ -79,8 +95,14 @@ pub async fn start_actor<A: Actor>(
         let reason = loop {
             let flow = match ctx.recv().await {
                 Event::Exit { from, reason } if Some(from) == parent => Flow::Stop(reason),
-                Event::Exit { from, reason } => actor.handle_exit(from, reason),
-                event => actor.handle(&mut ctx, event).await,
+                Event::Exit { from, reason } => {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| actor.handle_exit(from, reason)))
+                        .unwrap_or_else(|panic| Flow::Stop(crashed(&*panic)))
+                }
+                event => AssertUnwindSafe(actor.handle(&mut ctx, event))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| Flow::Stop(crashed(&*panic))),
             };
             if let Flow::Stop(reason) = flow {
                 break reason;
@@ -92,7 +114,7 @@ pub async fn start_actor<A: Actor>(
     match crate::rt::timeout(init_timeout, ack_rx).await {
         Ok(Ok(Ok(()))) => Ok(pid),
         Ok(Ok(Err(reason))) => Err(StartError::Init(reason)),
-        // The process died before acknowledging (killed, or a panic in init).
+        // The process died before acknowledging (killed during init).
         Ok(Err(_)) => Err(StartError::Init(ExitReason::error("exited during init"))),
         Err(_) => {
             node.exit(pid, pid, ExitReason::Kill);
@@ -100,3 +122,11 @@ pub async fn start_actor<A: Actor>(
         }
     }
 }
+
+/// The reason a panic in a callback becomes, the same as a panicking process body's.
+fn crashed(panic: &(dyn std::any::Any + Send)) -> ExitReason {
+    ExitReason::Error(crate::node::panic_message(panic))
+}
+
+#[cfg(test)]
+mod tests;

@@ -38,6 +38,9 @@
 //! }
 //! ```
 
+// `#[rt::test]` names the crate by its path, from inside it too.
+extern crate self as groundhog_runtime;
+
 pub mod rt;
 pub mod trace;
 

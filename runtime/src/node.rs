@@ -25,6 +25,7 @@ mod remote;
 mod spawn;
 mod timers;
 
+pub(crate) use spawn::panic_message;
 pub use spawn::SpawnOpts;
 
 /// How a node runs. Limits are data: the same in tests and production.
@@ -335,7 +336,7 @@ impl Node {
         })
     }
 
-    /// Stops distribution and kills every process with `Kill`.
+    /// Stops distribution and kills every process: each exits with `Killed`.
     pub fn shutdown(&self) {
         self.stop_distribution();
         let mut st = self.lock();
@@ -345,7 +346,7 @@ impl Node {
         }
         let ids: Vec<u64> = st.procs.keys().copied().collect();
         for id in ids {
-            st.kill(id, ExitReason::Kill);
+            st.kill(id, ExitReason::Killed);
         }
     }
 }

@@ -10,9 +10,13 @@ pub enum ExitReason {
     Normal,
     /// Orderly shutdown, usually asked for by a supervisor.
     Shutdown,
-    /// Killed. Sent with [`Ctx::exit`](crate::Ctx::exit) it cannot be trapped; propagated over
-    /// a link it can (so one kill does not take down a whole linked set of trapping processes).
+    /// The untrappable kill request. Sent with [`Ctx::exit`](crate::Ctx::exit) it cannot be
+    /// trapped and its target exits with [`Killed`](ExitReason::Killed). A process that itself
+    /// exits with `Kill` sends `Kill` over its links, where it is an ordinary, trappable reason.
     Kill,
+    /// What a process killed by an untrappable `Kill` (or by its node's shutdown) exits with,
+    /// so its links and monitors see `Killed`, as in OTP; over a link it is trappable.
+    Killed,
     /// Crashed (a panic, or a handler's own error).
     Error(String),
     /// The process did not exist (already dead, or a pid of an earlier node incarnation).
@@ -38,6 +42,7 @@ impl fmt::Display for ExitReason {
             ExitReason::Normal => f.write_str("normal"),
             ExitReason::Shutdown => f.write_str("shutdown"),
             ExitReason::Kill => f.write_str("kill"),
+            ExitReason::Killed => f.write_str("killed"),
             ExitReason::Error(e) => write!(f, "error: {e}"),
             ExitReason::NoProc => f.write_str("noproc"),
             ExitReason::NoConnection => f.write_str("noconnection"),

@@ -16,12 +16,38 @@ use rand::SeedableRng;
 pub use rand_chacha::ChaCha8Rng;
 
 pub use madsim::net::Endpoint;
-pub use madsim::task::{spawn, yield_now, AbortHandle, JoinHandle};
+pub use madsim::task::{yield_now, AbortHandle, JoinHandle};
 pub use madsim::time::error::Elapsed;
 pub use madsim::time::{sleep, timeout, Duration, Instant};
 
-/// `#[rt::test]`: an async test on this build's executor (a fresh simulation under madsim).
-pub use madsim::test;
+/// `#[rt::test]`: an async test on this build's executor, run by [`run_test`]: under
+/// simulation a fresh world per seed of a fixed range, so every run explores the same schedules.
+pub use groundhog_macros::test;
+
+/// The first seed `#[rt::test]` runs when `MADSIM_TEST_SEED` is not set.
+pub const TEST_SEED: u64 = 0;
+/// How many consecutive seeds `#[rt::test]` runs when `MADSIM_TEST_NUM` is not set.
+pub const TEST_SEEDS: u64 = 4;
+
+/// The seeds `#[rt::test]` runs: `MADSIM_TEST_SEED` (default [`TEST_SEED`]) and the
+/// `MADSIM_TEST_NUM` (default [`TEST_SEEDS`]) seeds after it. Never the wall clock.
+pub fn test_seeds() -> Range<u64> {
+    let var = |name: &str, default: u64| match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
+        Err(_) => default,
+    };
+    let start = var("MADSIM_TEST_SEED", TEST_SEED);
+    let count = var("MADSIM_TEST_NUM", TEST_SEEDS).max(1);
+    start..start.saturating_add(count)
+}
+
+/// The line a failed `#[rt::test]` prints, and appends to its panic message.
+pub fn repro_line(test: &str, seed: u64) -> String {
+    format!("reproduce with: MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 cargo test {test}")
+}
 
 /// True in the simulation build.
 pub const SIMULATED: bool = cfg!(madsim);
@@ -208,15 +234,20 @@ fn latency_range(net: &NetConfig) -> Range<Duration> {
     start..net.latency.end.max(start + Duration::from_nanos(1))
 }
 
-pub use backend::{elapsed, Control, SimNode, World};
+pub use backend::{elapsed, run_test, spawn, task_count, Control, SimNode, World};
 
 #[cfg(madsim)]
 mod backend {
     use super::{check_net, latency_range, node_addr, Duration, NetConfig, WorldError};
     use madsim::net::NetSim;
+    use madsim::plugin::{self, Simulator};
+    use madsim::rand::GlobalRng;
     use madsim::runtime::{Handle, NodeHandle, Runtime};
+    use madsim::task::{AbortHandle, JoinHandle, NodeId};
+    use madsim::time::TimeHandle;
     use std::future::Future;
-    use std::sync::Arc;
+    use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+    use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
     /// Simulated time since the current world started; zero outside a world.
     pub fn elapsed() -> Duration {
@@ -225,9 +256,73 @@ mod backend {
             .unwrap_or_default()
     }
 
-    /// One simulated world: a fresh deterministic runtime for one seed.
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What a world must free when it ends, kept inside the world (a madsim simulator plugin).
+    ///
+    /// madsim never frees a task still pending when its runtime is dropped: a task's bookkeeping
+    /// holds the task's own waker and the future holds the bookkeeping, a cycle only broken by
+    /// running the task to its end, aborting it or killing its node. Such a task keeps whatever
+    /// it captured, usually a `Control` and with it the whole world (docs/madsim.md). So a world
+    /// records its nodes and the supervisor's own tasks, and kills and aborts them when dropped.
+    struct Leftovers {
+        /// The supervisor's node (the first one madsim announces), then every created node.
+        nodes: Mutex<Vec<NodeId>>,
+        /// Tasks spawned by the supervisor (outside every node), which no node kill reaches.
+        tasks: Mutex<Vec<AbortHandle>>,
+        /// How many of `tasks` were unfinished at the last pruning.
+        live: Mutex<usize>,
+    }
+
+    impl Simulator for Leftovers {
+        fn new(_rand: &GlobalRng, _time: &TimeHandle, _config: &madsim::Config) -> Self {
+            Leftovers {
+                nodes: Mutex::new(Vec::new()),
+                tasks: Mutex::new(Vec::new()),
+                live: Mutex::new(0),
+            }
+        }
+
+        fn create_node(&self, id: NodeId) {
+            lock(&self.nodes).push(id);
+        }
+    }
+
+    impl Leftovers {
+        fn track(&self, task: AbortHandle) {
+            if lock(&self.nodes).first() != Some(&plugin::node()) {
+                return;
+            }
+            let mut tasks = lock(&self.tasks);
+            tasks.push(task);
+            let mut live = lock(&self.live);
+            if tasks.len() > 2 * *live + 16 {
+                tasks.retain(|t| !t.is_finished());
+                *live = tasks.len();
+            }
+        }
+    }
+
+    /// Spawns a task (on the current node, or the supervisor's). The world frees it when it
+    /// ends, whether or not it finished.
+    #[track_caller]
+    pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let task = madsim::task::spawn(future);
+        plugin::simulator::<Leftovers>().track(task.abort_handle());
+        task
+    }
+
+    /// One simulated world: a fresh deterministic runtime for one seed. Dropping it frees every
+    /// task still pending in it.
     pub struct World {
         runtime: Runtime,
+        leftovers: OnceLock<Arc<Leftovers>>,
     }
 
     impl World {
@@ -240,17 +335,86 @@ mod backend {
             let mut config = madsim::Config::default();
             config.net.packet_loss_rate = net.loss;
             config.net.send_latency = latency_range(net);
-            let mut runtime = Runtime::with_seed_and_config(seed, config);
+            let mut world = World::with_config(seed, config);
             if let Some(limit) = time_limit {
-                runtime.set_time_limit(limit);
+                world.runtime.set_time_limit(limit);
             }
-            Ok(World { runtime })
+            Ok(world)
+        }
+
+        fn with_config(seed: u64, config: madsim::Config) -> World {
+            let runtime = Runtime::with_seed_and_config(seed, config);
+            // Draws nothing from the world's randomness, so schedules are unchanged.
+            runtime.add_simulator::<Leftovers>();
+            World {
+                runtime,
+                leftovers: OnceLock::new(),
+            }
         }
 
         /// Runs `future` as the world's supervisor (outside every simulated node) to completion.
         pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-            self.runtime.block_on(future)
+            self.runtime.block_on(async {
+                self.leftovers.get_or_init(plugin::simulator::<Leftovers>);
+                future.await
+            })
         }
+    }
+
+    impl Drop for World {
+        fn drop(&mut self) {
+            let Some(leftovers) = self.leftovers.get() else {
+                return;
+            };
+            let handle = self.runtime.handle();
+            for id in lock(&leftovers.nodes).iter().skip(1) {
+                handle.kill(*id);
+            }
+            for task in lock(&leftovers.tasks).drain(..) {
+                task.abort();
+            }
+            // Killing and aborting only wake the tasks; the executor drops a woken task's
+            // future when it next runs, so run it once more. A panic from a dropped future
+            // belongs to no run any more.
+            let _ = catch_unwind(AssertUnwindSafe(|| self.runtime.block_on(async {})));
+        }
+    }
+
+    /// Runs one `#[rt::test]`: a fresh world per seed of [`test_seeds`](super::test_seeds), each
+    /// on its own thread (as madsim's runner does). The first failure prints its repro line,
+    /// and the panic carries it too.
+    pub fn run_test<F>(name: &str, test: fn() -> F)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        for seed in super::test_seeds() {
+            let run = std::thread::spawn(move || {
+                World::with_config(seed, madsim::Config::default()).block_on(test())
+            });
+            if let Err(panic) = run.join() {
+                let repro = super::repro_line(name, seed);
+                eprintln!("note: {repro}");
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied());
+                match message {
+                    Some(message) => resume_unwind(Box::new(format!("{message}\n{repro}"))),
+                    None => resume_unwind(panic),
+                }
+            }
+        }
+    }
+
+    /// Tasks alive in the current world, on every node and the supervisor's (so a test can
+    /// check that a runtime object's tasks end with it); `None` in the real build.
+    pub fn task_count() -> Option<usize> {
+        let left = plugin::simulator::<Leftovers>();
+        let on_supervisor = lock(&left.tasks)
+            .iter()
+            .filter(|t| !t.is_finished())
+            .count();
+        Some(Handle::current().metrics().num_tasks() + on_supervisor)
     }
 
     /// A simulated node created by [`Control::create_node`].
@@ -363,9 +527,28 @@ mod backend {
     use std::convert::Infallible;
     use std::future::Future;
 
+    pub use madsim::task::spawn;
+
     /// Simulated time exists only in the simulation build.
     pub fn elapsed() -> Duration {
         Duration::ZERO
+    }
+
+    /// Not counted in the real build.
+    pub fn task_count() -> Option<usize> {
+        None
+    }
+
+    /// Runs one `#[rt::test]` once, on a current-thread tokio runtime (there are no seeds).
+    pub fn run_test<F>(_name: &str, test: fn() -> F)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread tokio runtime builds")
+            .block_on(test());
     }
 
     /// Cannot be created in the real build: [`World::new`] says why.
@@ -460,9 +643,12 @@ mod backend {
 #[cfg(test)]
 mod tests {
     use super::{
-        node_addr, node_index, seeded_rng, Endpoint, NetConfig, Stream, World, WorldError,
+        node_addr, node_index, seeded_rng, spawn, Control, Duration, Endpoint, NetConfig, Stream,
+        World, WorldError,
     };
     use rand::RngCore;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     #[test]
     fn streams_are_independent_and_reproducible() {
@@ -496,6 +682,94 @@ mod tests {
             World::new(0, &net, None),
             Err(WorldError::BadNetConfig(_))
         ));
+    }
+
+    /// Counts its drops.
+    struct Guard(Arc<AtomicUsize>);
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A world frees the tasks still pending when it ends: the supervisor's own, a node's, a
+    /// crashed-then-restarted node's and a paused node's (madsim alone leaks them all, and with
+    /// them whatever they hold, often the whole world).
+    #[test]
+    fn a_world_frees_its_pending_tasks_when_dropped() {
+        if !super::SIMULATED {
+            return;
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        {
+            let world = World::new(1, &NetConfig::default(), None).unwrap();
+            let d = drops.clone();
+            world.block_on(async move {
+                let control = Control::current().unwrap();
+                let pending = |d: &Arc<AtomicUsize>| {
+                    let guard = Guard(d.clone());
+                    let control = Control::current().unwrap();
+                    async move {
+                        let _held = (guard, control);
+                        std::future::pending::<()>().await
+                    }
+                };
+                drop(spawn(pending(&d)));
+                let nodes: Vec<_> = (0..3)
+                    .map(|i| control.create_node(i, std::future::pending::<()>))
+                    .collect();
+                for node in &nodes {
+                    control.spawn_on(node, pending(&d));
+                }
+                crate::rt::sleep(Duration::from_millis(1)).await;
+                control.restart(&nodes[1]);
+                control.spawn_on(&nodes[1], pending(&d));
+                control.pause(&nodes[2]);
+                crate::rt::sleep(Duration::from_millis(1)).await;
+            });
+            // The restart dropped the first incarnation's task.
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+        } // The world is dropped here.
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            5,
+            "every pending task was dropped"
+        );
+    }
+
+    /// `#[rt::test]` runs a fixed range of seeds, not the wall clock's: two runs of the same
+    /// failing test fail the same way (same schedule, same simulated time), and the panic names
+    /// the seed to replay.
+    #[test]
+    fn test_seeds_are_fixed_and_a_failure_names_its_seed() {
+        if !super::SIMULATED {
+            return;
+        }
+        let unset = |v: &str| std::env::var_os(v).is_none();
+        if unset("MADSIM_TEST_SEED") && unset("MADSIM_TEST_NUM") {
+            let (start, n) = (super::TEST_SEED, super::TEST_SEEDS);
+            assert_eq!(super::test_seeds(), start..start + n);
+        }
+        let failure = || {
+            let run = std::panic::catch_unwind(|| {
+                super::run_test("rt::tests::fails_on_purpose", || async {
+                    // Each poll advances simulated time by a step drawn from the seed.
+                    for _ in 0..8 {
+                        super::yield_now().await;
+                    }
+                    panic!("on purpose at {:?}", super::elapsed());
+                })
+            });
+            *run.expect_err("the test failed")
+                .downcast::<String>()
+                .expect("a message")
+        };
+        let (a, b) = (failure(), failure());
+        assert_eq!(a, b, "the same seed, the same run");
+        assert!(a.starts_with("on purpose at "), "{a}");
+        let seed = super::test_seeds().start;
+        assert!(a.contains(&format!("MADSIM_TEST_SEED={seed} ")), "{a}");
     }
 
     /// In both builds a datagram sent is a datagram received (simulated network, or TCP).

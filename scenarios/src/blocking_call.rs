@@ -261,6 +261,11 @@ struct ConnManager {
 impl Actor for ConnManager {
     type Msg = Request;
 
+    /// Traps exits, as every actor did before trapping became a choice.
+    fn trap_exit(&self) -> bool {
+        true
+    }
+
     async fn init(&mut self, ctx: &mut Ctx<Request>) -> Result<(), ExitReason> {
         if self.deferred {
             self.fetchers = Some(task::start(ctx.node(), "fetchers", Some(ctx.pid()), None));

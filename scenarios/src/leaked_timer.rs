@@ -235,6 +235,11 @@ impl Cache {
 impl Actor for Cache {
     type Msg = CacheMsg;
 
+    /// Traps exits, as every actor did before trapping became a choice.
+    fn trap_exit(&self) -> bool {
+        true
+    }
+
     async fn init(&mut self, ctx: &mut Ctx<CacheMsg>) -> Result<(), ExitReason> {
         if self.owned {
             self.timer = Some(ctx.send_after(CLEANUP_EVERY, 0));

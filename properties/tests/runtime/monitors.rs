@@ -1,5 +1,8 @@
 //! Exactly one `Down` per monitor, in every interleaving of monitor, demonitor and the target's
-//! exit, for local and remote targets, also when the target's node crashes or is cut off.
+//! exit, for local and remote targets, also when the target's node crashes or is cut off; and
+//! each `Down` carries the right reason: the target's own exit reason, `NoProc` when the target
+//! was already dead (for a local target: exactly when it was), or `NoConnection` for a remote
+//! target whose node failed.
 
 use std::sync::{Arc, Mutex};
 
@@ -21,12 +24,36 @@ struct Watched {
     /// the monitor still live; 1 otherwise.
     expected: usize,
     downs: Vec<ExitReason>,
+    /// The reason the target exits with.
+    exits_with: ExitReason,
+    /// Whether the target is on the watcher's node.
+    local: bool,
+    /// For a local target: whether it had exited when the monitor was set.
+    dead_before: bool,
+}
+
+impl Watched {
+    /// Whether `reason` is a `Down` this monitor may carry.
+    fn allows(&self, reason: &ExitReason, failures: bool) -> bool {
+        if self.local {
+            let due = if self.dead_before {
+                ExitReason::NoProc
+            } else {
+                self.exits_with.clone()
+            };
+            return *reason == due;
+        }
+        *reason == self.exits_with
+            || *reason == ExitReason::NoProc
+            || (failures && *reason == ExitReason::NoConnection)
+    }
 }
 
 #[derive(Default)]
 struct World {
-    /// Targets per node, published by each node's first incarnation.
-    targets: Vec<(u32, Pid)>,
+    /// Targets per node with the reason each exits with, published by each node's first
+    /// incarnation.
+    targets: Vec<(u32, Pid, ExitReason)>,
     records: Vec<Watched>,
     watchers_started: u32,
 }
@@ -82,11 +109,12 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
                     } else {
                         ExitReason::error("done")
                     };
+                    let exits_with = reason.clone();
                     let pid = rt_node.spawn("target", move |_ctx: Ctx<()>| async move {
                         rt::sleep(after).await;
                         reason
                     });
-                    lock(&world).targets.push((n, pid));
+                    lock(&world).targets.push((n, pid, exits_with));
                 }
                 if n != 0 {
                     return;
@@ -95,8 +123,9 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
                 while lock(&world).targets.len() < 2 * TARGETS as usize {
                     rt::sleep(Duration::from_millis(1)).await;
                 }
-                let targets: Vec<Pid> = lock(&world).targets.iter().map(|t| t.1).collect();
-                for target in targets {
+                let targets = lock(&world).targets.clone();
+                for (on, target, exits_with) in targets {
+                    let local = on == n;
                     let before = Duration::from_millis(rng.gen_range(0..150));
                     let demonitor_after = rng.gen_bool(0.4).then(|| {
                         (
@@ -108,6 +137,8 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
                     lock(&world).watchers_started += 1;
                     rt_node.spawn("watcher", move |mut ctx: Ctx<()>| async move {
                         rt::sleep(before).await;
+                        // No await between the two: nothing can exit in between.
+                        let dead_before = local && !ctx.is_alive(target);
                         let m = ctx.monitor(target);
                         let mut expected = 1;
                         if let Some((d, flush)) = demonitor_after {
@@ -134,6 +165,9 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
                             target,
                             expected,
                             downs,
+                            exits_with,
+                            local,
+                            dead_before,
                         });
                         ExitReason::Normal
                     });
@@ -155,6 +189,7 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
             )
         },
     )?;
+    let failures = ctx.variant() != "plain";
     for r in &w.records {
         ctx.check("exactly-one-down", r.downs.len() == r.expected, || {
             format!(
@@ -162,6 +197,16 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
                 r.watcher, r.target, r.expected, r.downs
             )
         })?;
+        ctx.check(
+            "down-reason",
+            r.downs.iter().all(|d| r.allows(d, failures)),
+            || {
+                format!(
+                    "{} monitoring {} (exits with {}, local {}, dead before {}) got {:?}",
+                    r.watcher, r.target, r.exits_with, r.local, r.dead_before, r.downs
+                )
+            },
+        )?;
     }
     Ok(())
 }

@@ -107,6 +107,11 @@ impl Server {
 impl Actor for Server {
     type Msg = Request;
 
+    /// Traps exits, as every actor did before trapping became a choice.
+    fn trap_exit(&self) -> bool {
+        true
+    }
+
     async fn init(&mut self, ctx: &mut Ctx<Request>) -> Result<(), ExitReason> {
         let pid = ctx.pid();
         *self.shared.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);

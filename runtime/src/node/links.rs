@@ -3,7 +3,7 @@
 //! A link is held on both sides. When a process exits, every linked process gets an exit signal
 //! with the reason: a trapping process receives it as an `Exit` message; otherwise `Normal` is
 //! ignored and any other reason kills it with the same reason. `Kill` sent directly (not over a
-//! link) cannot be trapped.
+//! link) cannot be trapped, and its target exits with `Killed` (OTP's `kill` / `killed`).
 
 use super::State;
 use crate::mailbox::Signal;
@@ -108,6 +108,11 @@ impl State {
         };
         event!("signal", node = to.node, from = %from, to = %to, reason = %reason, effect = effect);
         if effect == "killed" {
+            let reason = if untrappable {
+                ExitReason::Killed
+            } else {
+                reason
+            };
             self.kill(to.id, reason);
         }
     }

@@ -101,7 +101,7 @@ impl Node {
             // The kill switch is polled first: a process killed before it ran never runs.
             let reason = match select(kill_rx, Box::pin(run)).await {
                 Either::Left((Ok(reason), _)) => reason,
-                Either::Left((Err(_), _)) => ExitReason::Kill,
+                Either::Left((Err(_), _)) => ExitReason::Killed,
                 Either::Right((Ok(reason), _)) => reason,
                 Either::Right((Err(panic), _)) => ExitReason::Error(panic_message(&*panic)),
             };

@@ -102,12 +102,29 @@ async fn sends_to_dead_or_stale_pids_are_noproc() {
         incarnation: 0,
         ..gone
     };
-    let (a, b) = in_process(&node, move |ctx| async move {
-        (ctx.send(gone, 1u32), ctx.send(stale, 2u32))
+    // A pid of an earlier incarnation whose id is live in this one names a different
+    // process: it is not alive and nothing sent to it reaches the live one.
+    let (live, got) = collector(&node, 1);
+    let stale_live = Pid {
+        incarnation: 0,
+        ..live
+    };
+    assert!(!node.is_alive(stale_live));
+    let (a, b, c, d) = in_process(&node, move |ctx| async move {
+        (
+            ctx.send(gone, 1u32),
+            ctx.send(stale, 2u32),
+            ctx.send(stale_live, 3u32),
+            ctx.send(live, 4u32),
+        )
     })
     .await;
     assert!(matches!(a, Err(SendError::NoProc { msg: 1, .. })));
     assert!(matches!(b, Err(SendError::NoProc { msg: 2, .. })));
+    assert!(matches!(c, Err(SendError::NoProc { msg: 3, .. })));
+    assert!(d.is_ok());
+    let got: Vec<u32> = got.await.unwrap().into_iter().map(|(_, m)| m).collect();
+    assert_eq!(got, vec![4], "only the message to the live pid arrived");
 }
 
 fn echo_server(node: &Node) -> Pid {
@@ -275,12 +292,70 @@ async fn normal_exits_do_not_kill_links_and_kill_cannot_be_trapped() {
         let down = Some(ctx.recv().await);
         (
             ctx.is_alive(survivor),
-            matches!(down, Some(Event::Down { reference, reason: ExitReason::Kill, .. }) if reference == m),
+            matches!(down, Some(Event::Down { reference, reason: ExitReason::Killed, .. }) if reference == m),
         )
     })
     .await;
     assert!(normal_survivor);
     assert!(killed);
+}
+
+/// OTP's `kill` / `killed`: an untrappable `Kill` makes its target exit with `Killed`, which
+/// is what its links and monitors see; a process that exits with `Kill` by itself sends `Kill`
+/// over its links, where it is trappable like any other reason.
+#[rt::test]
+async fn a_killed_process_is_seen_as_killed_and_kill_over_a_link_is_trappable() {
+    let node = Node::local(0, 1);
+    let (killed, over_link, trapper_alive) = in_process(&node, move |mut ctx| async move {
+        ctx.trap_exit(true);
+        let target = ctx.spawn_link("target", |_c: Ctx<u32>| async move {
+            std::future::pending::<ExitReason>().await
+        });
+        let m = ctx.monitor(target);
+        ctx.exit(target, ExitReason::Kill);
+        let mut killed = Vec::new();
+        while killed.len() < 2 {
+            match ctx.recv().await {
+                Event::Exit { from, reason } if from == target => killed.push(("link", reason)),
+                Event::Down {
+                    reference, reason, ..
+                } if reference == m => killed.push(("monitor", reason)),
+                _ => {}
+            }
+        }
+        killed.sort();
+        // A trapping process linked to one that exits with `Kill` gets it as a message.
+        let (reason_tx, reason_rx) = oneshot::channel();
+        let trapper = ctx.node().spawn_opts(
+            SpawnOpts::named("trapper").trap_exit(),
+            |mut ctx: Ctx<u32>| async move {
+                let quitter = ctx.spawn_link("quitter", |_c: Ctx<u32>| async { ExitReason::Kill });
+                let mut reason_tx = Some(reason_tx);
+                loop {
+                    if let Event::Exit { from, reason } = ctx.recv().await {
+                        if from == quitter {
+                            if let Some(tx) = reason_tx.take() {
+                                let _ = tx.send(reason);
+                            }
+                        }
+                    }
+                }
+            },
+        );
+        let over_link = reason_rx.await.ok();
+        let alive = ctx.is_alive(trapper);
+        (killed, over_link, alive)
+    })
+    .await;
+    assert_eq!(
+        killed,
+        vec![
+            ("link", ExitReason::Killed),
+            ("monitor", ExitReason::Killed)
+        ]
+    );
+    assert_eq!(over_link, Some(ExitReason::Kill));
+    assert!(trapper_alive, "a trapped Kill over a link does not kill");
 }
 
 #[rt::test]
@@ -349,13 +424,22 @@ async fn timers_fire_once_and_die_with_their_process() {
     assert_eq!(tag, Some(9));
     assert!(cancelled);
     assert_eq!(armed, 1, "one timer armed, one cancelled");
-    // A process with a pending timer exits: the timer task is aborted with it.
+    // A process with a pending timer exits: the timer task is aborted with it at once, not
+    // left sleeping until it would have fired.
+    rt::sleep(SEC).await;
+    let before = rt::task_count().expect("counted under simulation");
     let pid = node.spawn("timed", |ctx: Ctx<u32>| async move {
-        ctx.send_after(SEC, 1);
+        ctx.send_after(10 * SEC, 1);
         ExitReason::Normal
     });
-    rt::sleep(2 * SEC).await;
+    rt::sleep(Duration::from_millis(10)).await;
     assert!(!node.is_alive(pid));
+    assert_eq!(node.timer_count(), 0);
+    assert_eq!(
+        rt::task_count(),
+        Some(before),
+        "the exited process's timer task is gone"
+    );
 }
 
 #[rt::test]

@@ -284,7 +284,7 @@ impl<A: Message + Clone + Sync> Sup<A> {
                 self.ctx
                     .recv_exit_from(pid, KILL_WAIT)
                     .await
-                    .unwrap_or(ExitReason::Kill)
+                    .unwrap_or(ExitReason::Killed)
             }
         };
         event!("child-stop", node = self.me.node, sup = %self.me, child = id.as_str(), pid = %pid, reason = %reason);

@@ -30,6 +30,11 @@ struct Recorder {
 impl Actor for Recorder {
     type Msg = u32;
 
+    /// Traps exits, as every actor did before trapping became a choice.
+    fn trap_exit(&self) -> bool {
+        true
+    }
+
     async fn init(&mut self, ctx: &mut Ctx<u32>) -> Result<(), ExitReason> {
         self.log.lock().unwrap().push(format!("start {}", self.id));
         if self.fail_init {
@@ -207,7 +212,7 @@ async fn a_stubborn_child_is_killed_after_its_shutdown_timeout() {
     })
     .await;
     assert_eq!(stopped, Ok(true));
-    assert_eq!(reason, ExitReason::Kill);
+    assert_eq!(reason, ExitReason::Killed);
     assert!(took >= 3 * SEC && took < 4 * SEC, "took {took:?}");
 }
 
