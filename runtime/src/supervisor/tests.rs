@@ -517,6 +517,61 @@ async fn a_restart_failing_on_a_dead_dependency_handles_the_queued_exit_first() 
     }
 }
 
+/// Issue 21's trace: the task supervisor's parent exits `Normal`; its tasks, which do not trap
+/// exits and would ignore a `Normal` link signal, are stopped all the same.
+#[rt::test]
+async fn a_task_supervisor_stops_its_tasks_when_its_parent_exits_normal() {
+    let node = Node::local(0, 1);
+    let (tx, rx) = oneshot::channel();
+    let n = node.clone();
+    let app = node.spawn("app", move |_ctx: Ctx<u32>| async move {
+        let sup = task::start(&n, "jobs", Some(_ctx.pid()), None);
+        let forever = || async {
+            futures::future::pending::<()>().await;
+            Ok(())
+        };
+        let a = task::spawn_task(&n, sup, "a", forever());
+        let b = task::spawn_task(&n, sup, "b", forever());
+        let _ = tx.send((sup, a, b));
+        ExitReason::Normal
+    });
+    let (sup, a, b) = rx.await.unwrap();
+    let reasons = as_owner(&node, move |mut ctx| async move {
+        let watched = [sup, a, b].map(|p| (ctx.monitor(p), p));
+        let mut reasons = Vec::new();
+        while reasons.len() < 3 {
+            match rt::timeout(10 * SEC, ctx.recv()).await {
+                Ok(Event::Down {
+                    reference, reason, ..
+                }) => {
+                    let pid = watched.iter().find(|(r, _)| *r == reference).unwrap().1;
+                    reasons.push((pid, reason));
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        reasons
+    })
+    .await;
+    assert!(!node.is_alive(app));
+    // Either stopped by the supervisor (`Shutdown`) or, if the monitor came after, `NoProc`;
+    // never still running.
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    for (pid, reason) in &reasons {
+        let expect = if *pid == sup {
+            ExitReason::Normal
+        } else {
+            ExitReason::Shutdown
+        };
+        assert!(
+            *reason == expect || *reason == ExitReason::NoProc,
+            "{pid}: {reason}"
+        );
+    }
+    assert!(!node.is_alive(a) && !node.is_alive(b));
+}
+
 /// OTP deletes a temporary child's spec when the child terminates, by itself or by
 /// `terminate_child`; a permanent child that exits is restarted in place and stays listed.
 #[rt::test]
