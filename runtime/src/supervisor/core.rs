@@ -34,8 +34,11 @@ struct Sup<A> {
     children: Vec<Child>,
     dynamic: Option<Dynamic<A>>,
     next_dynamic: u64,
-    /// Queued retries (OTP's `try_again_restart`): the timer and the id of the child to restart.
-    retries: Vec<(Ref, String)>,
+    /// Queued retries (OTP's `try_again_restart`), oldest first: ids of children to restart.
+    retries: VecDeque<String>,
+    /// The one timer armed for the oldest retry. One at a time, so retries run in the order
+    /// they were queued (timers due at the same instant may fire in any order).
+    retry_timer: Option<Ref>,
 }
 
 pub(super) async fn start<A: Message + Clone + Sync>(
@@ -68,7 +71,8 @@ pub(super) async fn start<A: Message + Clone + Sync>(
                 .collect(),
             dynamic,
             next_dynamic: 0,
-            retries: Vec::new(),
+            retries: VecDeque::new(),
+            retry_timer: None,
         };
         let count = sup.children.len();
         if let Err(e) = sup.start_range(0..count).await {
@@ -140,22 +144,20 @@ impl<A: Message + Clone + Sync> Sup<A> {
                         return reason;
                     }
                 }
-                Event::Timer { reference, .. } => {
-                    let Some(at) = self.retries.iter().position(|(r, _)| *r == reference) else {
-                        continue;
-                    };
-                    let (_, id) = self.retries.remove(at);
+                Event::Timer { reference, .. } if self.retry_timer == Some(reference) => {
+                    self.retry_timer = None;
+                    let id = self.retries.pop_front().expect("a retry per armed timer");
                     // Only if no other restart has started it meanwhile.
-                    let Some(i) = self
+                    let found = self
                         .children
                         .iter()
-                        .position(|c| c.spec.id == id && c.restarting)
-                    else {
-                        continue;
-                    };
-                    if let Err(reason) = self.restart(i, "try-again").await {
-                        return reason;
+                        .position(|c| c.spec.id == id && c.restarting);
+                    if let Some(i) = found {
+                        if let Err(reason) = self.restart(i, "try-again").await {
+                            return reason;
+                        }
                     }
+                    self.arm_retry();
                 }
                 Event::Call { msg, reply, .. } => match msg {
                     Request::WhichChildren => {
@@ -279,13 +281,20 @@ impl<A: Message + Clone + Sync> Sup<A> {
                     .position(|c| c.spec.id == id)
                     .expect("the failed child is in the list");
                 self.children[at].restarting = true;
-                // A timer, not a message: it cannot be refused by a full mailbox, and it
-                // lands behind everything already queued.
-                let reference = self.ctx.send_after(Duration::ZERO, 0);
-                self.retries.push((reference, id));
+                self.retries.push_back(id);
+                self.arm_retry();
                 Ok(())
             }
             Err(_) => unreachable!("start_range reports child errors"),
+        }
+    }
+
+    /// Arms the retry timer if a retry waits and none is armed. A timer, not a message to
+    /// itself: it cannot be refused by a full mailbox, and it lands behind everything already
+    /// queued.
+    fn arm_retry(&mut self) {
+        if self.retry_timer.is_none() && !self.retries.is_empty() {
+            self.retry_timer = Some(self.ctx.send_after(Duration::ZERO, 0));
         }
     }
 
