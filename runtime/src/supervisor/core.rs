@@ -248,7 +248,7 @@ impl<A: Message + Clone + Sync> Sup<A> {
     async fn restart(&mut self, mut failed: usize, why: &str) -> Result<(), ExitReason> {
         self.count_restart().await?;
         let id = self.children[failed].spec.id.clone();
-        event!("restart", node = self.me.node, sup = %self.me, child = id.as_str(), reason = why);
+        event!("restart", node = self.me.node, sup = %self.me, child = id.as_str(), reason = %why);
         let range = match self.strategy {
             Strategy::OneForOne => failed..failed + 1,
             Strategy::OneForAll => 0..self.children.len(),
@@ -310,7 +310,7 @@ impl<A: Message + Clone + Sync> Sup<A> {
         }
         if self.restarts.len() as u64 > u64::from(self.intensity) {
             let reason = gave_up();
-            event!("escalate", node = self.me.node, sup = %self.me, reason = %reason);
+            event!("escalate", node = self.me.node, sup = %self.me, reason = %reason, why = "reached max restart intensity");
             self.stop_all().await;
             return Err(reason);
         }
