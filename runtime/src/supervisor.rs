@@ -6,7 +6,9 @@
 //! - [`task`]: one-off supervised tasks whose failures are reported.
 //!
 //! Intensity: more than `intensity` restarts within `period` of the runtime clock makes the
-//! supervisor stop its children and exit with an error, which its own parent sees (escalation).
+//! supervisor stop its children and exit with `Shutdown`, which its own parent sees
+//! (escalation). A restart whose start fails is retried after the events already queued, each
+//! retry counted as a restart.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -231,9 +233,10 @@ pub async fn terminate_child<M: Message>(
     ctx.call(sup, Request::TerminateChild(child), timeout).await
 }
 
-/// A supervisor stopping for good: the exit reason its parent sees.
+/// A supervisor stopping for good: the exit reason its parent sees. `Shutdown`, as in OTP, so
+/// a transient parent does not restart it (the `escalate` trace event says why).
 pub(crate) fn gave_up() -> ExitReason {
-    ExitReason::error("reached max restart intensity")
+    ExitReason::Shutdown
 }
 
 #[cfg(test)]

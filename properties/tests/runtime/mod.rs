@@ -8,3 +8,4 @@ mod fifo;
 mod monitors;
 mod registry;
 mod supervision;
+mod supervision_trees;

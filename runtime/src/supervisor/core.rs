@@ -6,10 +6,10 @@ use futures::channel::oneshot;
 
 use super::{gave_up, ChildSpec, DynamicStartFn, Request, Restart, Shutdown, Spec, Strategy};
 use crate::rt::{Duration, Instant};
-use crate::{event, wire, Ctx, Event, ExitReason, Message, Node, Pid, SpawnOpts, StartError};
+use crate::{event, wire, Ctx, Event, ExitReason, Message, Node, Pid, Ref, SpawnOpts, StartError};
 
 /// How long a supervisor waits for a killed child's exit before moving on.
-const KILL_WAIT: Duration = Duration::from_secs(5);
+pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
 
 pub(super) struct Dynamic<A> {
     pub(super) template: DynamicStartFn<A>,
@@ -20,6 +20,8 @@ pub(super) struct Dynamic<A> {
 struct Child {
     spec: ChildSpec,
     pid: Option<Pid>,
+    /// Its restart failed to start it; a retry is queued behind the events already waiting.
+    restarting: bool,
 }
 
 struct Sup<A> {
@@ -32,6 +34,11 @@ struct Sup<A> {
     children: Vec<Child>,
     dynamic: Option<Dynamic<A>>,
     next_dynamic: u64,
+    /// Queued retries (OTP's `try_again_restart`), oldest first: ids of children to restart.
+    retries: VecDeque<String>,
+    /// The one timer armed for the oldest retry. One at a time, so retries run in the order
+    /// they were queued (timers due at the same instant may fire in any order).
+    retry_timer: Option<Ref>,
 }
 
 pub(super) async fn start<A: Message + Clone + Sync>(
@@ -56,10 +63,16 @@ pub(super) async fn start<A: Message + Clone + Sync>(
             children: spec
                 .children
                 .into_iter()
-                .map(|spec| Child { spec, pid: None })
+                .map(|spec| Child {
+                    spec,
+                    pid: None,
+                    restarting: false,
+                })
                 .collect(),
             dynamic,
             next_dynamic: 0,
+            retries: VecDeque::new(),
+            retry_timer: None,
         };
         let count = sup.children.len();
         if let Err(e) = sup.start_range(0..count).await {
@@ -89,6 +102,7 @@ impl<A: Message + Clone + Sync> Sup<A> {
         for i in range {
             let pid = self.start_one(i).await?;
             self.children[i].pid = Some(pid);
+            self.children[i].restarting = false;
         }
         Ok(())
     }
@@ -130,6 +144,21 @@ impl<A: Message + Clone + Sync> Sup<A> {
                         return reason;
                     }
                 }
+                Event::Timer { reference, .. } if self.retry_timer == Some(reference) => {
+                    self.retry_timer = None;
+                    let id = self.retries.pop_front().expect("a retry per armed timer");
+                    // Only if no other restart has started it meanwhile.
+                    let found = self
+                        .children
+                        .iter()
+                        .position(|c| c.spec.id == id && c.restarting);
+                    if let Some(i) = found {
+                        if let Err(reason) = self.restart(i, "try-again").await {
+                            return reason;
+                        }
+                    }
+                    self.arm_retry();
+                }
                 Event::Call { msg, reply, .. } => match msg {
                     Request::WhichChildren => {
                         let list: Vec<(String, Option<Pid>)> = self
@@ -147,6 +176,12 @@ impl<A: Message + Clone + Sync> Sup<A> {
                         let found = self.children.iter().position(|c| c.pid == Some(pid));
                         if let Some(i) = found {
                             self.stop_child(i).await;
+                            // OTP: a terminated temporary (or dynamic) child's spec goes too.
+                            if self.dynamic.is_some()
+                                || self.children[i].spec.restart == Restart::Temporary
+                            {
+                                self.children.remove(i);
+                            }
                         }
                         reply.reply(found.is_some());
                     }
@@ -168,7 +203,11 @@ impl<A: Message + Clone + Sync> Sup<A> {
         });
         spec.restart = dynamic.restart;
         spec.shutdown = dynamic.shutdown;
-        self.children.push(Child { spec, pid: None });
+        self.children.push(Child {
+            spec,
+            pid: None,
+            restarting: false,
+        });
         let i = self.children.len() - 1;
         match self.start_one(i).await {
             Ok(pid) => {
@@ -191,51 +230,71 @@ impl<A: Message + Clone + Sync> Sup<A> {
             Restart::Temporary => false,
         };
         if !restart {
-            if self.dynamic.is_some() {
+            // As in OTP: a temporary child's spec goes with the child, and a dynamic
+            // supervisor's children are never kept once they are not restarted.
+            if self.dynamic.is_some() || self.children[i].spec.restart == Restart::Temporary {
                 self.children.remove(i);
             }
             return Ok(());
         }
-        let mut failed = i;
-        loop {
-            self.count_restart().await?;
-            let id = self.children[failed].spec.id.clone();
-            event!("restart", node = self.me.node, sup = %self.me, child = id.as_str(), reason = %reason);
-            let range = match self.strategy {
-                Strategy::OneForOne => failed..failed + 1,
-                Strategy::OneForAll => 0..self.children.len(),
-                Strategy::RestForOne => failed..self.children.len(),
-            };
-            for j in range.clone().rev() {
-                self.stop_child(j).await;
-            }
-            // As in OTP, temporary siblings stopped with the group are not restarted: they
-            // leave the child list.
-            let mut range = range;
-            let mut j = range.start;
-            while j < range.end {
-                if j != failed && self.children[j].spec.restart == Restart::Temporary {
-                    self.children.remove(j);
-                    range.end -= 1;
-                    if j < failed {
-                        failed -= 1;
-                    }
-                } else {
-                    j += 1;
+        self.restart(i, &reason.to_string()).await
+    }
+
+    /// One restart of child `failed` by the strategy, counted against the intensity. If a child
+    /// of the group fails to start, the rest of the group stays stopped and a retry of that
+    /// child is queued behind the events already waiting (OTP's `try_again_restart`): exits
+    /// that arrived meanwhile (say, of the dependency it failed on) are handled first, instead
+    /// of retrying in a loop that never reads the mailbox.
+    async fn restart(&mut self, mut failed: usize, why: &str) -> Result<(), ExitReason> {
+        self.count_restart().await?;
+        let id = self.children[failed].spec.id.clone();
+        event!("restart", node = self.me.node, sup = %self.me, child = id.as_str(), reason = %why);
+        let range = match self.strategy {
+            Strategy::OneForOne => failed..failed + 1,
+            Strategy::OneForAll => 0..self.children.len(),
+            Strategy::RestForOne => failed..self.children.len(),
+        };
+        for j in range.clone().rev() {
+            self.stop_child(j).await;
+        }
+        // As in OTP, temporary siblings stopped with the group are not restarted: they
+        // leave the child list.
+        let mut range = range;
+        let mut j = range.start;
+        while j < range.end {
+            if j != failed && self.children[j].spec.restart == Restart::Temporary {
+                self.children.remove(j);
+                range.end -= 1;
+                if j < failed {
+                    failed -= 1;
                 }
+            } else {
+                j += 1;
             }
-            match self.start_range(range).await {
-                Ok(()) => return Ok(()),
-                Err(StartError::Child { id, .. }) => {
-                    // A failed restart counts as another restart of that child.
-                    failed = self
-                        .children
-                        .iter()
-                        .position(|c| c.spec.id == id)
-                        .expect("the failed child is in the list");
-                }
-                Err(_) => unreachable!("start_range reports child errors"),
+        }
+        match self.start_range(range).await {
+            Ok(()) => Ok(()),
+            Err(StartError::Child { id, .. }) => {
+                let at = self
+                    .children
+                    .iter()
+                    .position(|c| c.spec.id == id)
+                    .expect("the failed child is in the list");
+                self.children[at].restarting = true;
+                self.retries.push_back(id);
+                self.arm_retry();
+                Ok(())
             }
+            Err(_) => unreachable!("start_range reports child errors"),
+        }
+    }
+
+    /// Arms the retry timer if a retry waits and none is armed. A timer, not a message to
+    /// itself: it cannot be refused by a full mailbox, and it lands behind everything already
+    /// queued.
+    fn arm_retry(&mut self) {
+        if self.retry_timer.is_none() && !self.retries.is_empty() {
+            self.retry_timer = Some(self.ctx.send_after(Duration::ZERO, 0));
         }
     }
 
@@ -251,7 +310,7 @@ impl<A: Message + Clone + Sync> Sup<A> {
         }
         if self.restarts.len() as u64 > u64::from(self.intensity) {
             let reason = gave_up();
-            event!("escalate", node = self.me.node, sup = %self.me, reason = %reason);
+            event!("escalate", node = self.me.node, sup = %self.me, reason = %reason, why = "reached max restart intensity");
             self.stop_all().await;
             return Err(reason);
         }

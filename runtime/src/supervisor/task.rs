@@ -1,11 +1,15 @@
 //! A task supervisor: one-off tasks, each a process linked to it. A failed task is traced
-//! (`task-failed`) and reported to `report_to` as a [`TaskFailed`] message, never swallowed; when
-//! the supervisor stops, the link signal stops its tasks.
+//! (`task-failed`) and reported to `report_to` as a [`TaskFailed`] message, never swallowed.
+//! When the supervisor stops, whatever its own or its parent's exit reason (`Normal`
+//! included), it stops every task still running with `Shutdown`, last started first: a link
+//! signal alone would not, since a `Normal` one is ignored by a task.
 
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+use super::core::KILL_WAIT;
+use crate::rt::Duration;
 use crate::{event, Ctx, Event, ExitReason, Node, Pid, SpawnOpts};
 
 /// Sent to the task supervisor's `report_to` when a task fails.
@@ -16,18 +20,47 @@ pub struct TaskFailed {
     pub reason: ExitReason,
 }
 
+/// What a task supervisor receives: a new task announcing itself (sent by [`spawn_task`] on
+/// the task's behalf). Private, so no other process can enrol itself to be stopped.
+#[derive(Debug, Serialize, Deserialize)]
+struct Enrol(());
+
+/// How long a task has to stop after `Shutdown` before it is killed. Tasks do not trap exits,
+/// so `Shutdown` ends them at once; this bounds only a pathological case.
+const TASK_SHUTDOWN: Duration = Duration::from_secs(5);
+
 /// Starts a task supervisor linked to `parent`.
 pub fn start(node: &Node, name: &str, parent: Option<Pid>, report_to: Option<Pid>) -> Pid {
     let mut opts = SpawnOpts::named(name).trap_exit();
     opts.link = parent;
-    node.spawn_opts(opts, move |mut ctx: Ctx<()>| async move {
+    node.spawn_opts(opts, move |mut ctx: Ctx<Enrol>| async move {
+        // Running tasks, in start order.
+        let mut tasks: Vec<Pid> = Vec::new();
         loop {
-            let Event::Exit { from, reason } = ctx.recv().await else {
-                continue;
+            let (from, reason) = match ctx.recv().await {
+                Event::Msg { from, msg: Enrol(()) } => {
+                    // Its exit, if it already ended, was handled (it comes after this message).
+                    if ctx.is_alive(from) {
+                        tasks.push(from);
+                    }
+                    continue;
+                }
+                Event::Exit { from, reason } => (from, reason),
+                _ => continue,
             };
             if Some(from) == parent {
+                // Tasks that enrolled just before this exit are still queued: take them too.
+                while let Some(event) = ctx.recv_timeout(Duration::ZERO).await {
+                    match event {
+                        Event::Msg { from, .. } if ctx.is_alive(from) => tasks.push(from),
+                        Event::Exit { from, .. } => tasks.retain(|t| *t != from),
+                        _ => {}
+                    }
+                }
+                stop_all(&mut ctx, &tasks).await;
                 return reason;
             }
+            tasks.retain(|t| *t != from);
             if reason.is_clean() {
                 continue;
             }
@@ -48,13 +81,31 @@ pub fn start(node: &Node, name: &str, parent: Option<Pid>, report_to: Option<Pid
     })
 }
 
+async fn stop_all(ctx: &mut Ctx<Enrol>, tasks: &[Pid]) {
+    let me = ctx.pid();
+    for &task in tasks.iter().rev() {
+        ctx.exit(task, ExitReason::Shutdown);
+        let reason = match ctx.recv_exit_from(task, TASK_SHUTDOWN).await {
+            Some(r) => r,
+            None => {
+                ctx.exit(task, ExitReason::Kill);
+                ctx.recv_exit_from(task, KILL_WAIT)
+                    .await
+                    .unwrap_or(ExitReason::Kill)
+            }
+        };
+        event!("task-stop", node = me.node, sup = %me, task = %task, reason = %reason);
+    }
+}
+
 /// Runs `task` as a process under task supervisor `sup` (on `node`, which must be `sup`'s).
-/// If `sup` is already gone the task is stopped at once: nothing runs unsupervised.
+/// If `sup` is already gone, or cannot take the task, the task is stopped at once: nothing
+/// runs unsupervised.
 pub fn spawn_task<F>(node: &Node, sup: Pid, name: &str, task: F) -> Pid
 where
     F: Future<Output = Result<(), String>> + Send + 'static,
 {
-    node.spawn_opts(
+    let pid = node.spawn_opts(
         SpawnOpts::named(name).link(sup),
         move |_ctx: Ctx<()>| async move {
             match task.await {
@@ -62,5 +113,13 @@ where
                 Err(e) => ExitReason::Error(e),
             }
         },
-    )
+    );
+    // Sent in the task's name: it comes before the task's exit signal, or, if the task already
+    // ended, the supervisor sees it dead and does not enrol it.
+    if let Err(e) = node.send(pid, sup, Enrol(())) {
+        let why = e.to_string();
+        event!("drop", node = pid.node, from = %pid, to = %sup, reason = "task-unsupervised", msg = why.as_str());
+        node.exit(sup, pid, ExitReason::Shutdown);
+    }
+    pid
 }

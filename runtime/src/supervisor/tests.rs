@@ -395,3 +395,321 @@ async fn a_failed_task_is_reported() {
         })
     );
 }
+
+/// A child that needs `dep` (its latest pid in `pids[dep]`) alive to start, recording its
+/// starts and refusals in `log`. It stops when its supervisor tells it to.
+fn needs(
+    id: &'static str,
+    at: usize,
+    dep: Option<usize>,
+    pids: &Arc<Mutex<Vec<Option<Pid>>>>,
+    log: &Log,
+) -> ChildSpec {
+    let (pids, log) = (pids.clone(), log.clone());
+    ChildSpec::new(id, move |node: Node, sup: Pid| {
+        let (pids, log) = (pids.clone(), log.clone());
+        async move {
+            if let Some(d) = dep {
+                let up = pids.lock().unwrap()[d].is_some_and(|p| node.is_alive(p));
+                if !up {
+                    log.lock().unwrap().push(format!("{id} refused"));
+                    return Err(StartError::Init(ExitReason::error("dependency down")));
+                }
+            }
+            let pid = node.spawn_opts(
+                SpawnOpts::named(id).link(sup),
+                |mut ctx: Ctx<u32>| async move {
+                    loop {
+                        ctx.recv().await;
+                    }
+                },
+            );
+            log.lock().unwrap().push(format!("start {id}"));
+            pids.lock().unwrap()[at] = Some(pid);
+            Ok(pid)
+        }
+    })
+}
+
+/// A child that, told by its supervisor to stop, tells `owner` (message 1) and stops only when
+/// `owner` says so (any message): while it waits, the supervisor reads nothing else, so exits
+/// pile up in its mailbox in a known order.
+fn latch(owner: Arc<Mutex<Option<Pid>>>) -> ChildSpec {
+    ChildSpec::new("latch", move |node: Node, sup: Pid| {
+        let owner = owner.clone();
+        async move {
+            let opts = SpawnOpts::named("latch").link(sup).trap_exit();
+            Ok(node.spawn_opts(opts, move |mut ctx: Ctx<u32>| async move {
+                loop {
+                    if let Event::Exit { from, .. } = ctx.recv().await {
+                        if from == sup {
+                            let owner = owner.lock().unwrap().expect("owner set");
+                            ctx.send(owner, 1u32).unwrap();
+                            while !matches!(ctx.recv().await, Event::Msg { .. }) {}
+                            return ExitReason::Shutdown;
+                        }
+                    }
+                }
+            }))
+        }
+    })
+}
+
+/// Issue 12's trace: two rest-for-one children die in the same instant and the supervisor
+/// reads the dependent's exit first. Its restart fails (the dependency is dead, that exit still
+/// queued); the retry waits behind the queued exit, whose restart starts both. The old code
+/// retried at once in a loop (11 `child-start-failed`, then escalation). The deaths pile up
+/// while the supervisor is busy stopping a latch child, so the order is the same in both
+/// builds and under any schedule.
+#[rt::test]
+async fn a_restart_failing_on_a_dead_dependency_handles_the_queued_exit_first() {
+    for intensity in [10, 1] {
+        let node = Node::local(0, 1);
+        let log: Log = Arc::default();
+        let owner = Arc::new(Mutex::new(None));
+        let pids = Arc::new(Mutex::new(vec![None, None, None]));
+        let spec = Spec::new(Strategy::RestForOne)
+            .intensity(intensity, 5 * SEC)
+            .child(latch(owner.clone()))
+            .child(needs("db", 1, None, &pids, &log))
+            .child(needs("app", 2, Some(1), &pids, &log));
+        let (after, down) = as_owner(&node, {
+            let (node, log) = (node.clone(), log.clone());
+            move |mut ctx| async move {
+                *owner.lock().unwrap() = Some(ctx.pid());
+                let sup = super::start(&node, "sup", None, spec).await.unwrap();
+                let m = ctx.monitor(sup);
+                let before = super::which_children(&ctx, sup, SEC).await.unwrap();
+                log.lock().unwrap().clear();
+                let latch = before[0].1.unwrap();
+                ctx.spawn("terminator", move |ctx: Ctx<u32>| async move {
+                    let _ = super::terminate_child(&ctx, sup, latch, 60 * SEC).await;
+                    ExitReason::Normal
+                });
+                while !matches!(ctx.recv().await, Event::Msg { msg: 1, .. }) {}
+                // The supervisor is inside the latch's stop: kill app, then db.
+                for victim in [before[2].1.unwrap(), before[1].1.unwrap()] {
+                    ctx.exit(victim, ExitReason::Kill);
+                    down_of(&mut ctx, victim).await;
+                }
+                ctx.send(latch, 0u32).unwrap();
+                down_of(&mut ctx, latch).await;
+                let after = super::which_children(&ctx, sup, SEC).await;
+                let down = match ctx.recv_timeout(SEC).await {
+                    Some(Event::Down {
+                        reference, reason, ..
+                    }) if reference == m => Some(reason),
+                    _ => None,
+                };
+                (after.map(|a| (a, before)), down)
+            }
+        })
+        .await;
+        if intensity == 10 {
+            let (now, before) = after.expect("the supervisor is still running");
+            assert_eq!(now[0].1, None, "the latch was terminated");
+            assert!(now[1..]
+                .iter()
+                .zip(&before[1..])
+                .all(|(n, b)| n.1.is_some() && n.1 != b.1));
+            assert_eq!(log_of(&log), ["app refused", "start db", "start app"]);
+            assert_eq!(down, None);
+        } else {
+            // Two restarts (the failed one and the dependency's) exceed an intensity of 1.
+            assert_eq!(log_of(&log), ["app refused"]);
+            assert_eq!(down, Some(ExitReason::Shutdown));
+        }
+    }
+}
+
+/// Issue 21's trace: the task supervisor's parent exits `Normal`; its tasks, which do not trap
+/// exits and would ignore a `Normal` link signal, are stopped all the same.
+#[rt::test]
+async fn a_task_supervisor_stops_its_tasks_when_its_parent_exits_normal() {
+    let node = Node::local(0, 1);
+    let (tx, rx) = oneshot::channel();
+    let n = node.clone();
+    let app = node.spawn("app", move |_ctx: Ctx<u32>| async move {
+        let sup = task::start(&n, "jobs", Some(_ctx.pid()), None);
+        let forever = || async {
+            futures::future::pending::<()>().await;
+            Ok(())
+        };
+        let a = task::spawn_task(&n, sup, "a", forever());
+        let b = task::spawn_task(&n, sup, "b", forever());
+        let _ = tx.send((sup, a, b));
+        ExitReason::Normal
+    });
+    let (sup, a, b) = rx.await.unwrap();
+    let reasons = as_owner(&node, move |mut ctx| async move {
+        let watched = [sup, a, b].map(|p| (ctx.monitor(p), p));
+        let mut reasons = Vec::new();
+        while reasons.len() < 3 {
+            match rt::timeout(10 * SEC, ctx.recv()).await {
+                Ok(Event::Down {
+                    reference, reason, ..
+                }) => {
+                    let pid = watched.iter().find(|(r, _)| *r == reference).unwrap().1;
+                    reasons.push((pid, reason));
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        reasons
+    })
+    .await;
+    assert!(!node.is_alive(app));
+    // Either stopped by the supervisor (`Shutdown`) or, if the monitor came after, `NoProc`;
+    // never still running.
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    for (pid, reason) in &reasons {
+        let expect = if *pid == sup {
+            ExitReason::Normal
+        } else {
+            ExitReason::Shutdown
+        };
+        assert!(
+            *reason == expect || *reason == ExitReason::NoProc,
+            "{pid}: {reason}"
+        );
+    }
+    assert!(!node.is_alive(a) && !node.is_alive(b));
+}
+
+/// OTP deletes a temporary child's spec when the child terminates, by itself or by
+/// `terminate_child`; a permanent child that exits is restarted in place and stays listed.
+#[rt::test]
+async fn a_temporary_child_leaves_which_children_when_it_exits() {
+    let node = Node::local(0, 1);
+    let log: Log = Arc::default();
+    let spec = Spec::new(Strategy::OneForOne)
+        .child(child(recorder("c1", &log)).restart(Restart::Temporary))
+        .child(child(recorder("c2", &log)))
+        .child(child(recorder("c3", &log)).restart(Restart::Temporary));
+    let (before, after) = as_owner(&node, {
+        let node = node.clone();
+        move |mut ctx| async move {
+            let sup = super::start(&node, "sup", None, spec).await.unwrap();
+            let before = super::which_children(&ctx, sup, SEC).await.unwrap();
+            let (c1, c2, c3) = (
+                before[0].1.unwrap(),
+                before[1].1.unwrap(),
+                before[2].1.unwrap(),
+            );
+            ctx.send(c1, 0u32).unwrap();
+            down_of(&mut ctx, c1).await;
+            ctx.send(c2, 0u32).unwrap();
+            down_of(&mut ctx, c2).await;
+            assert_eq!(super::terminate_child(&ctx, sup, c3, SEC).await, Ok(true));
+            let after = super::which_children(&ctx, sup, SEC).await.unwrap();
+            assert!(after[0].1.is_some_and(|p| p != c2), "c2 restarted");
+            let ids =
+                |l: Vec<(String, Option<Pid>)>| l.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+            (ids(before), ids(after))
+        }
+    })
+    .await;
+    assert_eq!(before, ["c1", "c2", "c3"]);
+    assert_eq!(after, ["c2"]);
+}
+
+/// A temporary child after the failed one in rest-for-one is stopped and removed, not
+/// restarted; the one before it is left alone.
+#[rt::test]
+async fn rest_for_one_does_not_restart_temporary_siblings() {
+    let node = Node::local(0, 1);
+    let log: Log = Arc::default();
+    let spec = Spec::new(Strategy::RestForOne)
+        .child(child(recorder("a", &log)).restart(Restart::Temporary))
+        .child(child(recorder("b", &log)))
+        .child(child(recorder("c", &log)).restart(Restart::Temporary))
+        .child(child(recorder("d", &log)));
+    let (ids, after) = as_owner(&node, {
+        let node = node.clone();
+        let log = log.clone();
+        move |mut ctx| async move {
+            let sup = super::start(&node, "sup", None, spec).await.unwrap();
+            let before = super::which_children(&ctx, sup, SEC).await.unwrap();
+            let b = before[1].1.unwrap();
+            log.lock().unwrap().clear();
+            ctx.send(b, 0u32).unwrap();
+            down_of(&mut ctx, b).await;
+            let now = super::which_children(&ctx, sup, SEC).await.unwrap();
+            assert!(now.iter().all(|(_, p)| p.is_some()));
+            assert_eq!(now[0].1, before[0].1, "a is before b: untouched");
+            let ids: Vec<String> = now.iter().map(|(id, _)| id.clone()).collect();
+            (ids, log_of(&log))
+        }
+    })
+    .await;
+    assert_eq!(ids, ["a", "b", "d"]);
+    assert_eq!(
+        after,
+        [
+            "stop b error: crash",
+            "stop d shutdown",
+            "stop c shutdown",
+            "start b",
+            "start d"
+        ]
+    );
+}
+
+/// A supervisor that gives up exits `Shutdown` (OTP's reason), so a parent that holds it as a
+/// transient child does not restart it.
+#[rt::test]
+async fn a_supervisor_that_gives_up_exits_shutdown_and_a_transient_parent_keeps_it_down() {
+    let node = Node::local(0, 1);
+    let log: Log = Arc::default();
+    let inner_log = log.clone();
+    let inner = ChildSpec::new("inner", move |node: Node, sup: Pid| {
+        let log = inner_log.clone();
+        async move {
+            let mut flaky = recorder("flaky", &log);
+            flaky.fail_init = false;
+            let spec = Spec::new(Strategy::OneForOne)
+                .intensity(0, 5 * SEC)
+                .child(child(flaky));
+            log.lock().unwrap().push("start inner".into());
+            super::start(&node, "inner", Some(sup), spec).await
+        }
+    })
+    .restart(Restart::Transient);
+    let spec = Spec::new(Strategy::OneForOne).child(inner);
+    let (reason, now) = as_owner(&node, {
+        let node = node.clone();
+        move |mut ctx| async move {
+            let outer = super::start(&node, "outer", None, spec).await.unwrap();
+            let inner = super::which_children(&ctx, outer, SEC).await.unwrap()[0]
+                .1
+                .unwrap();
+            let flaky = super::which_children(&ctx, inner, SEC).await.unwrap()[0]
+                .1
+                .unwrap();
+            let m = ctx.monitor(inner);
+            ctx.send(flaky, 0u32).unwrap();
+            let reason = loop {
+                if let Event::Down {
+                    reference, reason, ..
+                } = ctx.recv().await
+                {
+                    if reference == m {
+                        break reason;
+                    }
+                }
+            };
+            (
+                reason,
+                super::which_children(&ctx, outer, SEC).await.unwrap(),
+            )
+        }
+    })
+    .await;
+    assert_eq!(reason, ExitReason::Shutdown);
+    assert_eq!(now, [("inner".to_string(), None)]);
+    assert_eq!(
+        log_of(&log).iter().filter(|l| *l == "start inner").count(),
+        1
+    );
+}
