@@ -17,7 +17,14 @@ pub fn fault(nodes: u32) -> impl Strategy<Value = Fault> {
             let mut a: Vec<u32> = side;
             a.sort_unstable();
             a.dedup();
-            let b: Vec<u32> = (0..nodes).filter(|n| !a.contains(n)).collect();
+            let mut b: Vec<u32> = (0..nodes).filter(|n| !a.contains(n)).collect();
+            // A partition splits something: both sides hold a node (one node cannot be split).
+            if b.is_empty() {
+                match a.pop() {
+                    Some(last) if !a.is_empty() => b.push(last),
+                    _ => return Fault::Heal,
+                }
+            }
             Fault::Partition { groups: vec![a, b] }
         }),
         Just(Fault::Heal),

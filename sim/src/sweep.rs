@@ -459,7 +459,7 @@ impl<'a> Check<'a> {
         let variant = self
             .sim
             .variant_for(self.scenario)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap_or_else(|e| panic!("{e}")); // a bad setup: not the test's line
         let target = vec![(self.scenario, variant)];
         let mode = if self.determinism {
             Mode::RunAndCheckDeterminism
@@ -520,13 +520,14 @@ impl<'a> Check<'a> {
     #[track_caller]
     pub fn expect_failure(self) -> SeedResult {
         let summary = self.sweep(true);
-        summary.failures.into_iter().next().unwrap_or_else(|| {
-            panic!(
+        match summary.failures.into_iter().next() {
+            Some(first) => first,
+            None => panic!(
                 "no seed in {} failed {} (variant {:?}): the simulation did not catch the flaw",
                 self.seeds,
                 self.scenario.name(),
                 self.sim.variant_for(self.scenario).ok()
-            )
-        })
+            ),
+        }
     }
 }
