@@ -53,3 +53,26 @@ macro_rules! event {
 
 /// The `tracing` target prefix every Groundhog event carries.
 pub const TARGET_PREFIX: &str = "groundhog::";
+
+/// A remote message's content digest, as `send` and `deliver` print it (`digest=`): FNV-1a 32
+/// over the encoded payload. It lets a trace reader match a delivery to the sends it could be;
+/// two messages with equal bytes share a digest, so a match is a candidate, never a proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest(pub u32);
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Digest {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in bytes {
+            h ^= u32::from(*b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        Digest(h)
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}

@@ -200,7 +200,7 @@ impl<A: Message + Clone + Sync> Sup<A> {
         loop {
             self.count_restart().await?;
             let id = self.children[failed].spec.id.clone();
-            event!("restart", node = self.me.node, sup = %self.me, child = id.as_str(), reason = %reason);
+            event!("restart", node = self.me.node, sup = %self.me, child = id.as_str(), reason = %reason, intensity = self.intensity, period_ms = self.period.as_millis() as u64);
             let range = match self.strategy {
                 Strategy::OneForOne => failed..failed + 1,
                 Strategy::OneForAll => 0..self.children.len(),
