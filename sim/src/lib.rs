@@ -5,6 +5,8 @@
 //! - [`Sim`] and [`Report`] (`harness.rs`): one seeded run on a fresh simulated world.
 //! - [`FaultPlan`] and [`Fault`] (`fault.rs`): the fault vocabulary, plan files, generated plans.
 //! - [`Trace`] and [`TraceHash`] (`trace.rs`): the recorded events and their FNV-1a 64 hash.
+//! - [`Invariants`] (`invariants.rs`): the runtime rules every run is checked against (one
+//!   `Down` per monitor, FIFO, nothing after a `Down`, supervision), skippable by name.
 //! - [`check_determinism`] (`check.rs`): two fresh runs of a seed, first diverging event.
 //! - [`Sweep`] and [`Check`] (`sweep.rs`): many seeds over threads; seeded checks in `#[test]`s.
 //! - [`Prove`] (`prove.rs`): a flawed variant caught within its budget in every seed range, the
@@ -24,6 +26,7 @@ mod check;
 pub mod cli;
 mod fault;
 mod harness;
+mod invariants;
 mod prove;
 mod scenario;
 mod seeds;
@@ -33,6 +36,7 @@ mod trace;
 pub use check::{check_determinism, Divergence};
 pub use fault::{Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanNet, TimedFault};
 pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim};
+pub use invariants::Invariants;
 pub use prove::{provable, Found, Proof, Prove, RangeSearch};
 pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};
 pub use seeds::{SeedRange, Shard};

@@ -44,6 +44,11 @@ pub struct Setup {
     pub time_limit: Duration,
     /// A flawed variant must fail within this many consecutive seeds.
     pub seed_budget: u64,
+    /// Always-on runtime invariants this scenario does not want checked, by name (see
+    /// [`Invariants`](crate::Invariants)). Skip one only when the scenario breaks the rule on
+    /// purpose through the runtime's public API (a flawed variant that forges a sender, say),
+    /// never to hide a runtime bug; say why beside the call.
+    pub skip_invariants: Vec<&'static str>,
 }
 
 impl Setup {
@@ -55,7 +60,14 @@ impl Setup {
             settle: Duration::from_secs(2),
             time_limit: Duration::from_secs(600),
             seed_budget: 100,
+            skip_invariants: Vec::new(),
         }
+    }
+
+    /// Does not check the always-on invariant `name` (an unknown name fails the run's setup).
+    pub fn skip_invariant(mut self, name: &'static str) -> Self {
+        self.skip_invariants.push(name);
+        self
     }
 
     pub fn net(mut self, net: rt::NetConfig) -> Self {
