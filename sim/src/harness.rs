@@ -285,9 +285,9 @@ impl Sim {
             .or_else(|| plan.net.as_ref().map(|n| n.config()))
             .unwrap_or(setup.net.clone());
         let time_limit = self.time_limit.unwrap_or(setup.time_limit);
+        let invariants = Invariants::new(&setup.skip_invariants).map_err(HarnessError::BadInput)?;
         let world = World::new(self.seed, &net, Some(time_limit))?;
 
-        let invariants = Invariants::new(&setup.skip_invariants).map_err(HarnessError::BadInput)?;
         let recorder = Recorder::checking(self.keep_trace, invariants);
         let started: Nodes = Arc::default();
         let processes: Processes = Arc::default();
