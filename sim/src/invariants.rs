@@ -180,6 +180,22 @@ struct Monitor {
     downed: bool,
 }
 
+/// The latest `node-down` of each kind a node traced for one peer: (line index, time), and for
+/// a reset the peer's newest incarnation known then.
+#[derive(Default)]
+struct NodeDowns {
+    /// For silence, the newest incarnation it condemns: what the node had heard from the peer,
+    /// or everything if the peer never restarted (older incarnations are condemned always).
+    silence: Option<(u64, Duration, u64)>,
+    reset: Option<(u64, Duration, u64)>,
+}
+
+impl NodeDowns {
+    fn latest(&self) -> Option<Duration> {
+        self.silence.map(|s| s.1).max(self.reset.map(|r| r.1))
+    }
+}
+
 /// A link made to a process already dead, waiting for its exit signal.
 struct DeadLink {
     linker: P,
@@ -201,8 +217,14 @@ pub struct Invariants {
     name_sends: BTreeMap<(P, u32), u64>,
     /// Index of the latest `down` a watcher had for a target, by (watcher, target).
     downs: BTreeMap<(P, P), (u64, Duration)>,
-    /// Index of the latest `node-down`, by (node, peer).
-    node_downs: BTreeMap<(u32, u32), (u64, Duration)>,
+    /// The latest `node-down`s, by (node, peer).
+    node_downs: BTreeMap<(u32, u32), NodeDowns>,
+    /// The newest incarnation seen in a pid of each node.
+    incarnations: BTreeMap<u32, u64>,
+    /// How many times each node's program started.
+    starts: BTreeMap<u32, u64>,
+    /// The newest incarnation of a peer a node delivered a message from, by (node, peer).
+    heard: BTreeMap<(u32, u32), u64>,
     monitors: BTreeMap<R, Monitor>,
     /// The signal the next line must be (a same-node link to a dead process).
     expect_signal: Option<(P, P, String)>,
@@ -252,6 +274,9 @@ impl Invariants {
             name_sends: BTreeMap::new(),
             downs: BTreeMap::new(),
             node_downs: BTreeMap::new(),
+            incarnations: BTreeMap::new(),
+            starts: BTreeMap::new(),
+            heard: BTreeMap::new(),
             monitors: BTreeMap::new(),
             expect_signal: None,
             dead_links: Vec::new(),
@@ -310,6 +335,15 @@ impl Invariants {
         for p in on_node {
             self.die(p, at);
         }
+        // References are made by the watcher's node; a restarted node may make them again.
+        let refs: Vec<R> = self
+            .monitors
+            .range((node, 0, 0)..=(node, u64::MAX, u64::MAX))
+            .map(|(r, _)| *r)
+            .collect();
+        for r in refs {
+            self.monitors.remove(&r);
+        }
     }
 
     /// Checks one trace line (in the [`Recorder`](crate::Recorder)'s format).
@@ -344,6 +378,8 @@ impl Invariants {
                 if let Some(p) = line.pid("pid") {
                     self.lives.insert(p, Life::default());
                     self.last_spawn = Some(p);
+                    let inc = self.incarnations.entry(p.0).or_default();
+                    *inc = (*inc).max(p.1);
                 }
             }
             "exit" => {
@@ -354,6 +390,7 @@ impl Invariants {
             "node" => {
                 if let Some(n) = line.node {
                     self.node_died(n, line.time);
+                    *self.starts.entry(n).or_default() += 1;
                 }
             }
             "fault" => {
@@ -380,7 +417,19 @@ impl Invariants {
             "node-down" => {
                 let peer = line.get("peer").and_then(|p| p.parse().ok());
                 if let (Some(n), Some(peer)) = (line.node, peer) {
-                    self.node_downs.insert((n, peer), (self.index, line.time));
+                    let newest = self.incarnations.get(&peer).copied().unwrap_or(0);
+                    let at = (self.index, line.time);
+                    let restarted = self.starts.get(&peer).is_some_and(|s| *s > 1);
+                    let heard = self.heard.get(&(n, peer)).copied().unwrap_or(0);
+                    let condemned = if restarted { heard } else { u64::MAX };
+                    let downs = self.node_downs.entry((n, peer)).or_default();
+                    match line.get("why") {
+                        Some("reset") => downs.reset = Some((at.0, at.1, newest)),
+                        _ => {
+                            downs.silence =
+                                Some((at.0, at.1, condemned.max(newest.saturating_sub(1))))
+                        }
+                    }
                 }
             }
             "link" => self.on_link(&line, text, spawned_before),
@@ -455,6 +504,8 @@ impl Invariants {
         let Ok(digest) = u32::from_str_radix(digest, 16) else {
             return;
         };
+        let heard = self.heard.entry((to.0, from.0)).or_default();
+        *heard = (*heard).max(from.1);
         let pair = self.pairs.entry((to, from)).or_default();
         let Some(i) = pair.pending.iter().position(|s| s.digest == digest) else {
             let overflowed = pair.overflowed;
@@ -477,12 +528,20 @@ impl Invariants {
             }
             return;
         };
-        // The latest point after which only later sends may arrive.
+        // The latest point after which only later sends from `from` may arrive. A reset
+        // `node-down` is caused by a frame of the peer's new session, which began before it:
+        // it condemns only the sends of the peer's earlier incarnations.
+        let node_downs = self.node_downs.get(&(to.0, from.0));
         let mark = [
             self.downs.get(&(to, from)).map(|d| (d.0, d.1, "down")),
-            self.node_downs
-                .get(&(to.0, from.0))
+            node_downs
+                .and_then(|d| d.silence)
+                .filter(|d| from.1 <= d.2)
                 .map(|d| (d.0, d.1, "node-down")),
+            node_downs
+                .and_then(|d| d.reset)
+                .filter(|d| from.1 < d.2)
+                .map(|d| (d.0, d.1, "node-down (reset)")),
         ]
         .into_iter()
         .flatten()
@@ -545,7 +604,11 @@ impl Invariants {
         ) else {
             return;
         };
-        self.downs.insert((w, p), (self.index, line.time));
+        // A `noconnection` down is judged through its `node-down` (which knows resets from
+        // silence); a down without one (a node never heard from) proves nothing about sessions.
+        if line.get("reason") != Some("noconnection") {
+            self.downs.insert((w, p), (self.index, line.time));
+        }
         let reference = format!("#{}.{}.{}", r.0, r.1, r.2);
         match self.monitors.get_mut(&r) {
             None => {
@@ -646,9 +709,11 @@ impl Invariants {
         let judged = |t: Duration| t + Self::GRACE <= end;
         let links = std::mem::take(&mut self.dead_links);
         for l in links {
-            let linker_down = self.node_downs.get(&(l.linker.0, l.target.0));
-            if judged(l.time) && self.alive(l.linker) && !linker_down.is_some_and(|d| d.1 >= l.time)
-            {
+            let linker_down = self
+                .node_downs
+                .get(&(l.linker.0, l.target.0))
+                .and_then(NodeDowns::latest);
+            if judged(l.time) && self.alive(l.linker) && !linker_down.is_some_and(|d| d >= l.time) {
                 self.fail(
                     "no-link-to-dead",
                     &l.line,

@@ -133,26 +133,34 @@ fn fifo() {
 #[test]
 fn nothing_after_down() {
     let monitor = "n1 monitor watcher=<1.1.1> pid=<0.1.1> reference=#1.1.4";
-    let down = "n1 down watcher=<1.1.1> pid=<0.1.1> reference=#1.1.4 reason=noconnection";
+    let down = "n1 down watcher=<1.1.1> pid=<0.1.1> reference=#1.1.4 reason=normal";
     let send = "n0 send from=<0.1.1> to=<1.1.1> digest=0000000a";
     let deliver = "n1 deliver from=<0.1.1> to=<1.1.1> digest=0000000a";
-    // The issue-20 trace: sent before the Down, delivered after it.
+    // Sent before the Down, delivered after it: the Down overtook a message.
     fails(
         "nothing-after-down",
         &[SPAWN_A, SPAWN_B, monitor, send, down, deliver],
     );
     passes(&[SPAWN_A, SPAWN_B, monitor, send, deliver, down]);
-    // Sent after the Down (the connection came back): may arrive.
+    // Sent after the Down: may arrive.
     passes(&[SPAWN_A, SPAWN_B, monitor, down, send, deliver]);
     // Two equal payloads, one before and one after: the delivery may be the later one.
     passes(&[SPAWN_A, SPAWN_B, monitor, send, down, send, deliver]);
-    // Node level: `node-down` on n1 for n0, without any monitor.
-    let node_down = "n1 node-down peer=0 why=silence";
+    // The issue-20 trace: node-down by silence, its Down(noconnection), then the old message.
+    let silence = "n1 node-down peer=0 why=silence";
+    let noconn = "n1 down watcher=<1.1.1> pid=<0.1.1> reference=#1.1.4 reason=noconnection";
     fails(
         "nothing-after-down",
-        &[SPAWN_A, SPAWN_B, send, node_down, deliver],
+        &[SPAWN_A, SPAWN_B, monitor, send, silence, noconn, deliver],
     );
-    passes(&[SPAWN_A, SPAWN_B, node_down, send, deliver]);
+    // Node level, without any monitor.
+    fails(
+        "nothing-after-down",
+        &[SPAWN_A, SPAWN_B, send, silence, deliver],
+    );
+    passes(&[SPAWN_A, SPAWN_B, silence, send, deliver]);
+    // A Down(noconnection) with no node-down (a node never heard from) decides nothing.
+    passes(&[SPAWN_A, SPAWN_B, monitor, send, noconn, deliver]);
     // n0 declaring n1 down says nothing about what n1 receives from n0.
     passes(&[
         SPAWN_A,
@@ -161,6 +169,63 @@ fn nothing_after_down() {
         "n0 node-down peer=1 why=silence",
         deliver,
     ]);
+    // A silence about a crashed incarnation, noticed just after the restarted one sent: the
+    // new incarnation was never heard, its session is not the one declared down.
+    let crashed_then_back = [
+        SPAWN_A,
+        SPAWN_B,
+        "n0 node state=start incarnation=1",
+        "-- fault fault=\"crash-node node=0\"",
+        "n0 node state=start incarnation=2",
+        "n0 spawn pid=<0.2.1> name=a",
+        "n0 send from=<0.2.1> to=<1.1.1> digest=0000000b",
+        silence,
+        "n1 deliver from=<0.2.1> to=<1.1.1> digest=0000000b",
+    ];
+    passes(&crashed_then_back);
+    // ... but once n1 had heard the new incarnation, a silence is about it.
+    fails(
+        "nothing-after-down",
+        &[
+            SPAWN_A,
+            SPAWN_B,
+            "n0 node state=start incarnation=1",
+            "n0 node state=start incarnation=2",
+            "n0 spawn pid=<0.2.1> name=a",
+            "n0 send from=<0.2.1> to=<1.1.1> digest=0000000b",
+            "n1 deliver from=<0.2.1> to=<1.1.1> digest=0000000b",
+            "n0 send from=<0.2.1> to=<1.1.1> digest=0000000b",
+            silence,
+            "n1 deliver from=<0.2.1> to=<1.1.1> digest=0000000b",
+        ],
+    );
+    // A reset is caused by the restarted peer's new session: its messages, sent just before
+    // the reset was noticed, may arrive; the old incarnation's may not.
+    let reset = "n1 node-down peer=0 why=reset";
+    let spawn_new = "n0 spawn pid=<0.2.1> name=a";
+    let send_new = "n0 send from=<0.2.1> to=<1.1.1> digest=0000000b";
+    let deliver_new = "n1 deliver from=<0.2.1> to=<1.1.1> digest=0000000b";
+    passes(&[
+        SPAWN_A,
+        SPAWN_B,
+        "n0 node state=start incarnation=2",
+        spawn_new,
+        send_new,
+        reset,
+        deliver_new,
+    ]);
+    fails(
+        "nothing-after-down",
+        &[
+            SPAWN_A,
+            SPAWN_B,
+            send,
+            "n0 node state=start incarnation=2",
+            spawn_new,
+            reset,
+            deliver,
+        ],
+    );
 }
 
 #[test]
