@@ -165,6 +165,16 @@ struct Sent {
     digest: u32,
     index: u64,
     time: Duration,
+    session: Session,
+}
+
+/// Which of the sender node's sessions towards the receiver's node carried a send.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Session {
+    /// The first one of the node's first incarnation.
+    First,
+    /// One the sender began at this time: its own `node-down` for the peer, or its restart.
+    Since(Duration),
 }
 
 #[derive(Default)]
@@ -184,9 +194,9 @@ struct Monitor {
 /// a reset the peer's newest incarnation known then.
 #[derive(Default)]
 struct NodeDowns {
-    /// For silence, the newest incarnation it condemns: what the node had heard from the peer,
-    /// or everything if the peer never restarted (older incarnations are condemned always).
-    silence: Option<(u64, Duration, u64)>,
+    /// For silence, the latest send time of a message from the peer delivered before it (the
+    /// sessions the node had heard of).
+    silence: Option<(u64, Duration, Option<Duration>)>,
     reset: Option<(u64, Duration, u64)>,
 }
 
@@ -221,10 +231,12 @@ pub struct Invariants {
     node_downs: BTreeMap<(u32, u32), NodeDowns>,
     /// The newest incarnation seen in a pid of each node.
     incarnations: BTreeMap<u32, u64>,
-    /// How many times each node's program started.
-    starts: BTreeMap<u32, u64>,
-    /// The newest incarnation of a peer a node delivered a message from, by (node, peer).
-    heard: BTreeMap<(u32, u32), u64>,
+    /// How many times each node's program started, and when last.
+    starts: BTreeMap<u32, (u64, Duration)>,
+    /// A node's latest `node-down` for a peer in its current incarnation, by (node, peer).
+    own_downs: BTreeMap<(u32, u32), Duration>,
+    /// The latest send time of a message from a peer a node delivered, by (node, peer).
+    heard: BTreeMap<(u32, u32), Duration>,
     monitors: BTreeMap<R, Monitor>,
     /// The signal the next line must be (a same-node link to a dead process).
     expect_signal: Option<(P, P, String)>,
@@ -277,6 +289,7 @@ impl Invariants {
             incarnations: BTreeMap::new(),
             starts: BTreeMap::new(),
             heard: BTreeMap::new(),
+            own_downs: BTreeMap::new(),
             monitors: BTreeMap::new(),
             expect_signal: None,
             dead_links: Vec::new(),
@@ -390,7 +403,16 @@ impl Invariants {
             "node" => {
                 if let Some(n) = line.node {
                     self.node_died(n, line.time);
-                    *self.starts.entry(n).or_default() += 1;
+                    let start = self.starts.entry(n).or_default();
+                    *start = (start.0 + 1, line.time);
+                    let mine: Vec<_> = self
+                        .own_downs
+                        .range((n, 0)..=(n, u32::MAX))
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in mine {
+                        self.own_downs.remove(&k);
+                    }
                 }
             }
             "fault" => {
@@ -419,16 +441,12 @@ impl Invariants {
                 if let (Some(n), Some(peer)) = (line.node, peer) {
                     let newest = self.incarnations.get(&peer).copied().unwrap_or(0);
                     let at = (self.index, line.time);
-                    let restarted = self.starts.get(&peer).is_some_and(|s| *s > 1);
-                    let heard = self.heard.get(&(n, peer)).copied().unwrap_or(0);
-                    let condemned = if restarted { heard } else { u64::MAX };
+                    let heard = self.heard.get(&(n, peer)).copied();
+                    self.own_downs.insert((n, peer), line.time);
                     let downs = self.node_downs.entry((n, peer)).or_default();
                     match line.get("why") {
                         Some("reset") => downs.reset = Some((at.0, at.1, newest)),
-                        _ => {
-                            downs.silence =
-                                Some((at.0, at.1, condemned.max(newest.saturating_sub(1))))
-                        }
+                        _ => downs.silence = Some((at.0, at.1, heard)),
                     }
                 }
             }
@@ -488,10 +506,20 @@ impl Invariants {
             pair.pending.clear();
             pair.overflowed = true;
         }
+        let session = match (
+            self.own_downs.get(&(from.0, to.0)),
+            self.starts.get(&from.0),
+        ) {
+            (Some(t), _) => Session::Since(*t),
+            (None, Some((n, t))) if *n > 1 => Session::Since(*t),
+            (None, _) => Session::First,
+        };
+        let pair = self.pairs.entry((to, from)).or_default();
         pair.pending.push_back(Sent {
             digest,
             index: self.index,
             time: line.time,
+            session,
         });
     }
 
@@ -504,8 +532,6 @@ impl Invariants {
         let Ok(digest) = u32::from_str_radix(digest, 16) else {
             return;
         };
-        let heard = self.heard.entry((to.0, from.0)).or_default();
-        *heard = (*heard).max(from.1);
         let pair = self.pairs.entry((to, from)).or_default();
         let Some(i) = pair.pending.iter().position(|s| s.digest == digest) else {
             let overflowed = pair.overflowed;
@@ -528,46 +554,59 @@ impl Invariants {
             }
             return;
         };
-        // The latest point after which only later sends from `from` may arrive. A reset
-        // `node-down` is caused by a frame of the peer's new session, which began before it:
-        // it condemns only the sends of the peer's earlier incarnations.
+        // Whether a candidate send can no longer arrive, and why. A `down` condemns what was
+        // sent before it. A silent `node-down` condemns what was sent before it on a session
+        // the node had heard of, or on the peer's very first one; a session the peer began after
+        // its own `node-down` or restart and not yet heard is a new connection (OTP: set up only
+        // after both sides dropped the old one). A reset `node-down` is caused by a frame of the
+        // peer's new session: it condemns the sends of the peer's earlier incarnations.
+        let down = self.downs.get(&(to, from)).copied();
         let node_downs = self.node_downs.get(&(to.0, from.0));
-        let mark = [
-            self.downs.get(&(to, from)).map(|d| (d.0, d.1, "down")),
-            node_downs
-                .and_then(|d| d.silence)
-                .filter(|d| from.1 <= d.2)
-                .map(|d| (d.0, d.1, "node-down")),
-            node_downs
-                .and_then(|d| d.reset)
-                .filter(|d| from.1 < d.2)
-                .map(|d| (d.0, d.1, "node-down (reset)")),
-        ]
-        .into_iter()
-        .flatten()
-        .max_by_key(|m| m.0);
-        if let Some((mark, at, what)) = mark {
-            let first = &pair.pending[i];
-            let later_candidate = pair
-                .pending
+        let silence = node_downs.and_then(|d| d.silence);
+        let reset = node_downs.and_then(|d| d.reset);
+        let condemned = |s: &Sent| -> Option<(Duration, &'static str)> {
+            if let Some((i, t)) = down.filter(|d| s.index < d.0) {
+                let _ = i;
+                return Some((t, "down"));
+            }
+            if let Some((_, t, heard)) = silence.filter(|d| s.index < d.0) {
+                let known = match s.session {
+                    Session::First => true,
+                    Session::Since(began) => heard.is_some_and(|h| h >= began),
+                };
+                if known {
+                    return Some((t, "node-down"));
+                }
+            }
+            if let Some((_, t, _)) = reset.filter(|d| s.index < d.0 && from.1 < d.2) {
+                return Some((t, "node-down (reset)"));
+            }
+            None
+        };
+        let first = &pair.pending[i];
+        let sent = first.time;
+        let verdict = condemned(first).filter(|_| {
+            pair.pending
                 .iter()
                 .skip(i)
-                .any(|s| s.digest == digest && s.index > mark);
-            if first.index < mark && !later_candidate {
-                let sent = first.time;
-                self.fail(
-                    "nothing-after-down",
-                    text,
-                    format!(
-                        "a message {} sent to {} at {} was delivered after the {what} at {}",
-                        show(from),
-                        show(to),
-                        time(sent),
-                        time(at)
-                    ),
-                );
-            }
+                .filter(|s| s.digest == digest)
+                .all(|s| condemned(s).is_some())
+        });
+        if let Some((at, what)) = verdict {
+            self.fail(
+                "nothing-after-down",
+                text,
+                format!(
+                    "a message {} sent to {} at {} was delivered after the {what} at {}",
+                    show(from),
+                    show(to),
+                    time(sent),
+                    time(at)
+                ),
+            );
         }
+        let heard = self.heard.entry((to.0, from.0)).or_insert(sent);
+        *heard = (*heard).max(sent);
         let pair = self.pairs.get_mut(&(to, from)).expect("just used");
         pair.pending.drain(..=i);
     }

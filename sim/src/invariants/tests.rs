@@ -199,6 +199,16 @@ fn nothing_after_down() {
             "n1 deliver from=<0.2.1> to=<1.1.1> digest=0000000b",
         ],
     );
+    // Both sides time out; n0 sends on the session it began at its own node-down, and n1 sees
+    // it after its own: a new connection (orphan-task flawed, seed 9).
+    passes(&[
+        SPAWN_A,
+        SPAWN_B,
+        "n0 node-down peer=1 why=silence",
+        send,
+        silence,
+        deliver,
+    ]);
     // A reset is caused by the restarted peer's new session: its messages, sent just before
     // the reset was noticed, may arrive; the old incarnation's may not.
     let reset = "n1 node-down peer=0 why=reset";
