@@ -11,8 +11,8 @@
 //! | `node`               | `node`, `state` (`start`), `incarnation`            | a node's program started or restarted              |
 //! | `spawn`              | `node`, `task` / `node`, `pid`, `name`              | a named task / a runtime process started           |
 //! | `exit`               | `node`, `task`, `reason` / `node`, `pid`, `name`, `reason` | a named task / a process ended, and why     |
-//! | `send`               | `node`, `from`, `to` (pids or nodes), `msg`, `call` | a message (or call, with its reference) was sent   |
-//! | `deliver`            | `node`, `from`, `to`                                | a message was queued in the receiver's mailbox     |
+//! | `send`               | `node`, `from`, `to` / `to_node`, `name`, `call`, `digest` | a message (or call, with its reference) was sent; remote ones carry the payload's [`Digest`] |
+//! | `deliver`            | `node`, `from`, `to`, `digest`                      | a message was queued in the receiver's mailbox (`digest` when it came from another node) |
 //! | `drop`               | `node`, `reason`, and `from`/`to`/`peer`/`reference`/`msg` | a message, reply, Down or frame was discarded: `full`, `noproc`, `undecodable`, `late-reply`, `stale-down`, `bad-frame`, `stale-frame`, `no-route`, ... |
 //! | `link`               | `node`, `from`, `to`                                | a process linked to another                        |
 //! | `signal`             | `node`, `from`, `to`, `reason`, `effect`            | an exit signal arrived: `trapped`, `ignored` or `killed` |
@@ -24,7 +24,7 @@
 //! | `child-start`        | `node`, `sup`, `child`, `pid`                       | a supervisor started a child                       |
 //! | `child-start-failed` | `node`, `sup`, `child`, `error`                     | a child's start failed                             |
 //! | `child-stop`         | `node`, `sup`, `child`, `pid`, `reason`             | a supervisor stopped a child                       |
-//! | `restart`            | `node`, `sup`, `child`, `reason`                    | a supervisor is restarting after a child's exit    |
+//! | `restart`            | `node`, `sup`, `child`, `reason`, `intensity`, `period_ms` | a supervisor is restarting after a child's exit (within its limits: at most `intensity` restarts in `period_ms`) |
 //! | `escalate`           | `node`, `sup`, `reason`                             | a supervisor reached its restart intensity and exits |
 //! | `task-failed`        | `node`, `sup` (supervised tasks), `task`, `reason`  | a supervised task or a node service task failed    |
 //! | `register`           | `node`, `name`, `pid`, `backend` (`local` / `cluster`) | a name was registered                          |
@@ -36,7 +36,7 @@
 //! | `agents-abort`       | `node`, `index`, `op`, `agent`, `error`             | a transaction was refused at op `index`; nothing applied |
 //! | `agents-crash-injected` | `node`, `index`                                  | the fault-injection hook crashed the registry before op `index` |
 //! | `fault`              | `fault` and the fault's own fields                  | the harness applied a fault                        |
-//! | `check`              | `invariant`, `result` (`ok` / `violated`)           | an invariant was evaluated                         |
+//! | `check`              | `invariant`, `result` (`ok` / `violated`), `msg`    | an invariant was evaluated (always-on invariants trace only violations) |
 //! | `note`               | `node` (optional), `msg`                            | a scenario's own remark                            |
 //!
 //! Pids print as `<node.incarnation.id>`, references as `#node.incarnation.n`.
@@ -53,3 +53,26 @@ macro_rules! event {
 
 /// The `tracing` target prefix every Groundhog event carries.
 pub const TARGET_PREFIX: &str = "groundhog::";
+
+/// A remote message's content digest, as `send` and `deliver` print it (`digest=`): FNV-1a 32
+/// over the encoded payload. It lets a trace reader match a delivery to the sends it could be;
+/// two messages with equal bytes share a digest, so a match is a candidate, never a proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest(pub u32);
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Digest {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in bytes {
+            h ^= u32::from(*b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        Digest(h)
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}

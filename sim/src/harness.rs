@@ -10,6 +10,7 @@ use groundhog_runtime::rt::{self, Control, Duration, NetConfig, World, WorldErro
 use serde::Serialize;
 
 use crate::fault::{Durations, Fault, FaultKind, FaultPlan, PlanError, PlanLimits};
+use crate::invariants::Invariants;
 use crate::scenario::{lock, Ctx, Nodes, Processes, Scenario, Violation};
 use crate::trace::{format_time, Recorder, Trace, TraceHash};
 
@@ -349,9 +350,10 @@ impl Sim {
             .or_else(|| plan.net.as_ref().map(|n| n.config()))
             .unwrap_or(setup.net.clone());
         let time_limit = self.time_limit.unwrap_or(setup.time_limit);
+        let invariants = Invariants::new(&setup.skip_invariants).map_err(HarnessError::BadInput)?;
         let world = World::new(self.seed, &net, Some(time_limit))?;
 
-        let recorder = Recorder::new(self.keep_trace);
+        let recorder = Recorder::checking(self.keep_trace, invariants);
         let started: Nodes = Arc::default();
         let processes: Processes = Arc::default();
         let points = crate::coverage::Points::default();
@@ -386,7 +388,12 @@ impl Sim {
                         started.clone(),
                         processes.clone(),
                     )));
-                    let result = scenario.run(ctx).await;
+                    // An always-on invariant's violation ends the run, like a failed check.
+                    let violated = Box::pin(recorder.violated());
+                    let result = match futures::future::select(scenario.run(ctx), violated).await {
+                        futures::future::Either::Left((result, _)) => result,
+                        futures::future::Either::Right(((), _)) => Ok(()),
+                    };
                     (result, rt::elapsed())
                 })
             }))
@@ -400,6 +407,14 @@ impl Sim {
                 },
                 Duration::ZERO,
             ),
+        };
+        let outcome = match (recorder.violation(), outcome) {
+            (Some(v), _) => Outcome::Violated(v),
+            (None, Outcome::Pass) => match recorder.finish(sim_time) {
+                Some(v) => Outcome::Violated(v),
+                None => Outcome::Pass,
+            },
+            (None, other) => other,
         };
         let verdict = match &outcome {
             Outcome::Pass => "end result=pass".to_string(),

@@ -5,6 +5,8 @@
 //! - [`Sim`] and [`Report`] (`harness.rs`): one seeded run on a fresh simulated world.
 //! - [`FaultPlan`] and [`Fault`] (`fault.rs`): the fault vocabulary, plan files, generated plans.
 //! - [`Trace`] and [`TraceHash`] (`trace.rs`): the recorded events and their FNV-1a 64 hash.
+//! - [`Invariants`] (`invariants.rs`): the runtime rules every run is checked against (one
+//!   `Down` per monitor, FIFO, nothing after a `Down`, supervision), skippable by name.
 //! - [`check_determinism`] (`check.rs`): two fresh runs of a seed, first diverging event.
 //! - [`Sweep`] and [`Check`] (`sweep.rs`): many seeds over threads; seeded checks in `#[test]`s.
 //! - [`Prove`] (`prove.rs`): a flawed variant caught within its budget in every seed range, the
@@ -25,6 +27,7 @@ pub mod cli;
 mod coverage;
 mod fault;
 mod harness;
+mod invariants;
 mod prove;
 mod scenario;
 mod seeds;
@@ -39,6 +42,7 @@ pub use fault::{
     TimedFault, LONG_EPISODE_MS, MAX_LATENCY_MS, MAX_PLAN_BYTES,
 };
 pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim, MAX_NODES};
+pub use invariants::Invariants;
 pub use prove::{provable, Found, Proof, Prove, RangeSearch};
 pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};
 pub use seeds::{SeedRange, SeedSet, Shard};

@@ -48,6 +48,11 @@ pub struct Setup {
     pub node_range: std::ops::RangeInclusive<u32>,
     /// Coverage points each variant is expected to reach in a sweep, as `(variant, point)`.
     pub coverage: Vec<(String, String)>,
+    /// Always-on runtime invariants this scenario does not want checked, by name (see
+    /// [`Invariants`](crate::Invariants)). Skip one only when the scenario breaks the rule on
+    /// purpose through the runtime's public API (a flawed variant that forges a sender, say),
+    /// never to hide a runtime bug; say why beside the call.
+    pub skip_invariants: Vec<&'static str>,
 }
 
 impl Setup {
@@ -61,6 +66,7 @@ impl Setup {
             seed_budget: 100,
             node_range: nodes..=nodes,
             coverage: Vec::new(),
+            skip_invariants: Vec::new(),
         }
     }
 
@@ -87,6 +93,12 @@ impl Setup {
             .filter(|(v, _)| v == variant)
             .map(|(_, p)| p.clone())
             .collect()
+    }
+
+    /// Does not check the always-on invariant `name` (an unknown name fails the run's setup).
+    pub fn skip_invariant(mut self, name: &'static str) -> Self {
+        self.skip_invariants.push(name);
+        self
     }
 
     pub fn net(mut self, net: rt::NetConfig) -> Self {

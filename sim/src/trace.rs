@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 
 use groundhog_runtime::rt;
 use groundhog_runtime::trace::TARGET_PREFIX;
@@ -14,6 +15,9 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
+
+use crate::invariants::Invariants;
+use crate::scenario::Violation;
 
 /// The trace hash: FNV-1a, 64 bits, over every line followed by `\n`. Named and fixed, so a hash
 /// printed today still identifies the same trace after a toolchain upgrade (std's hasher does not).
@@ -99,10 +103,33 @@ struct State {
     line: String,
     node: String,
     fields: String,
+    /// The always-on invariants, fed every line; `None` when the recorder checks nothing.
+    invariants: Option<Invariants>,
+    /// Woken at the first violation, so the harness can stop the run there.
+    waker: Option<Waker>,
 }
 
 impl State {
     fn record(&mut self, kind: &'static str, keep: bool) {
+        self.append(kind, keep);
+        let Some(inv) = self.invariants.as_mut() else {
+            return;
+        };
+        if inv.violation().is_some() {
+            return;
+        }
+        inv.observe(&self.line);
+        if let Some(v) = inv.violation().cloned() {
+            let at = self.line.split(' ').next().unwrap_or("0.000000000");
+            self.line = violation_line(at, &v);
+            self.append("check", keep);
+            if let Some(w) = self.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    fn append(&mut self, kind: &'static str, keep: bool) {
         self.trace.hash.push_line(&self.line);
         *self.trace.counts.entry(kind).or_default() += 1;
         if keep {
@@ -111,18 +138,76 @@ impl State {
     }
 }
 
+/// The trace line of an always-on invariant's violation, stamped `at`.
+fn violation_line(at: &str, v: &Violation) -> String {
+    format!(
+        "{at} -- check invariant={} result=violated msg={:?}",
+        v.invariant, v.message
+    )
+}
+
 impl Recorder {
     /// `keep_lines: false` keeps only the hash and the counts (sweeps).
     pub fn new(keep_lines: bool) -> Self {
+        Self::build(keep_lines, None)
+    }
+
+    /// A recorder that also feeds every line to `invariants` (see [`Invariants`]).
+    pub fn checking(keep_lines: bool, invariants: Invariants) -> Self {
+        Self::build(keep_lines, Some(invariants))
+    }
+
+    fn build(keep_lines: bool, invariants: Option<Invariants>) -> Self {
         Recorder {
             state: Arc::new(Mutex::new(State {
                 trace: Trace::new(),
                 line: String::new(),
                 node: String::new(),
                 fields: String::new(),
+                invariants,
+                waker: None,
             })),
             keep_lines,
         }
+    }
+
+    /// The first always-on invariant violation so far.
+    pub fn violation(&self) -> Option<Violation> {
+        self.lock().invariants.as_ref()?.violation().cloned()
+    }
+
+    /// Resolves at the first always-on invariant violation (never, without invariants).
+    pub async fn violated(&self) {
+        std::future::poll_fn(|cx| {
+            let mut st = self.lock();
+            if st
+                .invariants
+                .as_ref()
+                .is_some_and(|i| i.violation().is_some())
+            {
+                std::task::Poll::Ready(())
+            } else {
+                st.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Runs the invariants' end-of-run checks for a run that ended at `end`; a violation found
+    /// now is traced like one found during the run.
+    pub fn finish(&self, end: rt::Duration) -> Option<Violation> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let inv = st.invariants.as_mut()?;
+        if inv.violation().is_none() {
+            inv.finish(end);
+            if let Some(v) = inv.violation().cloned() {
+                st.line = violation_line(&format_time(end), &v);
+                st.append("check", self.keep_lines);
+            }
+        }
+        inv_violation(st)
     }
 
     pub fn take(&self) -> Trace {
@@ -144,6 +229,10 @@ impl Recorder {
     fn wanted(meta: &Metadata<'_>) -> bool {
         meta.is_event() && meta.target().starts_with(TARGET_PREFIX)
     }
+}
+
+fn inv_violation(st: &State) -> Option<Violation> {
+    st.invariants.as_ref()?.violation().cloned()
 }
 
 /// Formats `dur` as `seconds.nanoseconds`, fixed width after the point.

@@ -5,6 +5,7 @@ use futures::channel::oneshot;
 use super::{Node, State};
 use crate::mailbox::{Payload, Refused, Signal};
 use crate::rt::{self, Duration};
+use crate::trace::Digest;
 use crate::wire::{self, Wire, WireError, MAX_PAYLOAD};
 use crate::{event, CallError, Message, Pid, Ref, SendError};
 
@@ -38,8 +39,8 @@ impl State {
         to: Pid,
         msg: T,
     ) -> Result<(), SendError<T>> {
-        event!("send", node = from.node, from = %from, to = %to);
         if self.is_local(to) {
+            event!("send", node = from.node, from = %from, to = %to);
             let payload = Payload::Local(Box::new(msg));
             return match self.deliver(to, Signal::Msg { from, payload }) {
                 Ok(()) => Ok(()),
@@ -55,6 +56,7 @@ impl State {
             };
         }
         let (payload, _) = encode(to, msg)?;
+        event!("send", node = from.node, from = %from, to = %to, digest = %Digest::of(&payload));
         self.route(to.node, Wire::Send { from, to, payload });
         Ok(())
     }
@@ -102,8 +104,8 @@ impl Node {
             st.calls.insert(reference, tx);
             st.monitor(reference, from, to, true);
             if st.calls.contains_key(&reference) {
-                event!("send", node = from.node, from = %from, to = %to, call = %reference);
                 let sent = if st.is_local(to) {
+                    event!("send", node = from.node, from = %from, to = %to, call = %reference);
                     let payload = Payload::Local(Box::new(request));
                     let call = Signal::Call {
                         from,
@@ -115,6 +117,7 @@ impl Node {
                 } else {
                     match encode(to, request) {
                         Ok((payload, _)) => {
+                            event!("send", node = from.node, from = %from, to = %to, call = %reference, digest = %Digest::of(&payload));
                             let call = Wire::Call {
                                 from,
                                 to,

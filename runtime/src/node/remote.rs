@@ -7,6 +7,7 @@ use super::{Node, State};
 use crate::mailbox::{Payload, Refused, Signal};
 use crate::rt::Instant;
 use crate::session::Peer;
+use crate::trace::Digest;
 use crate::wire::{Frame, Wire};
 use crate::{event, CallError, ExitReason, Pid};
 
@@ -52,16 +53,22 @@ impl State {
 
     /// Pushes a user message or call into a local mailbox, tracing the outcome.
     pub(crate) fn deliver(&mut self, to: Pid, signal: Signal) -> Result<(), Refused> {
-        let from = match &signal {
-            Signal::Msg { from, .. } | Signal::Call { from, .. } => *from,
-            _ => to,
+        let (from, digest) = match &signal {
+            Signal::Msg { from, payload } | Signal::Call { from, payload, .. } => match payload {
+                Payload::Remote(bytes) => (*from, Some(Digest::of(bytes))),
+                Payload::Local(_) => (*from, None),
+            },
+            _ => (to, None),
         };
         let result = match self.entry(to) {
             Some(entry) => entry.mailbox.push(signal),
             None => Err(Refused::Closed(signal)),
         };
         match &result {
-            Ok(()) => event!("deliver", node = to.node, from = %from, to = %to),
+            Ok(()) => match digest {
+                Some(d) => event!("deliver", node = to.node, from = %from, to = %to, digest = %d),
+                None => event!("deliver", node = to.node, from = %from, to = %to),
+            },
             Err(Refused::Full(_)) => {
                 event!("drop", node = to.node, from = %from, to = %to, reason = "full")
             }

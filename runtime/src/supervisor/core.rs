@@ -248,7 +248,7 @@ impl<A: Message + Clone + Sync> Sup<A> {
     async fn restart(&mut self, mut failed: usize, why: &str) -> Result<(), ExitReason> {
         self.count_restart().await?;
         let id = self.children[failed].spec.id.clone();
-        event!("restart", node = self.me.node, sup = %self.me, child = id.as_str(), reason = %why);
+        event!("restart", node = self.me.node, sup = %self.me, child = id.as_str(), reason = %why, intensity = self.intensity, period_ms = self.period.as_millis() as u64);
         let range = match self.strategy {
             Strategy::OneForOne => failed..failed + 1,
             Strategy::OneForAll => 0..self.children.len(),
