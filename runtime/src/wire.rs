@@ -103,6 +103,9 @@ pub struct Frame {
     pub from_incarnation: u64,
     /// The sender's outbound session; a new epoch means everything unacknowledged was dropped.
     pub epoch: u64,
+    /// The receiver's outbound epoch the sender had heard when `epoch` began (0: none). A node
+    /// that declared the sender down refuses epochs based on one from before its node-down.
+    pub base_epoch: u64,
     /// The receiver incarnation the sender believes in; 0 when it does not know yet.
     pub to_incarnation: u64,
     /// The receiver's outbound epoch this acknowledgement refers to.
@@ -168,6 +171,7 @@ mod tests {
             from: 1,
             from_incarnation: 2,
             epoch: 1,
+            base_epoch: 0,
             to_incarnation: 0,
             ack_epoch: 1,
             ack: 4,

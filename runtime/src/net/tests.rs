@@ -86,6 +86,7 @@ async fn junk_datagrams_are_dropped_and_the_node_keeps_working() {
         from: 7,
         from_incarnation: 1,
         epoch: 1,
+        base_epoch: 0,
         to_incarnation: 0,
         ack_epoch: 0,
         ack: 0,

@@ -5,6 +5,7 @@ use futures::channel::oneshot;
 use super::{Node, State};
 use crate::mailbox::{Payload, Refused, Signal};
 use crate::rt::{self, Duration};
+use crate::session::Unqueued;
 use crate::wire::{self, Wire, WireError, MAX_PAYLOAD};
 use crate::{event, CallError, Message, Pid, Ref, SendError};
 
@@ -54,9 +55,13 @@ impl State {
                 Err(_) => unreachable!("the mailbox hands back what it was given"),
             };
         }
-        let (payload, _) = encode(to, msg)?;
-        self.route(to.node, Wire::Send { from, to, payload });
-        Ok(())
+        let (payload, msg) = encode(to, msg)?;
+        match self.try_route(to.node, Wire::Send { from, to, payload }) {
+            // Backpressure: the outbound queue to `to`'s node is at its bound.
+            Err(Unqueued::Full) => Err(SendError::Full { to, msg }),
+            // To a node known down the message is dropped (traced), as in Erlang.
+            Ok(()) | Err(Unqueued::Down) => Ok(()),
+        }
     }
 }
 
@@ -121,8 +126,12 @@ impl Node {
                                 reference,
                                 payload,
                             };
-                            st.route(to.node, call);
-                            Ok(())
+                            match st.try_route(to.node, call) {
+                                Err(Unqueued::Full) => {
+                                    Err(CallError::NotSent("outbound queue full".into()))
+                                }
+                                Ok(()) | Err(Unqueued::Down) => Ok(()),
+                            }
                         }
                         Err(e) => Err(CallError::NotSent(e.to_string())),
                     }
