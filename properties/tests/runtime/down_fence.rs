@@ -259,3 +259,26 @@ fn nothing_sent_before_a_noconnection_is_delivered_after_it() {
         .seeds(cases())
         .run();
 }
+
+/// Issue 20's first case as a plan: node 1's link to node 0 is clogged before node 0 has heard
+/// a frame of node 1's session, so node 0 declares it down having heard nothing; the unclog
+/// then delivers what the clog held. Under the old acceptance of an unheard session this fails
+/// on every seed (the held messages arrive after the `Down`).
+#[test]
+fn nothing_held_by_a_clog_from_the_start_is_delivered_after_the_noconnection() {
+    if !cluster::simulated() {
+        return;
+    }
+    let plan = groundhog_sim::FaultPlan::timed(
+        2_500,
+        vec![
+            (1, groundhog_sim::Fault::ClogLink { from: 1, to: 0 }),
+            (1_200, groundhog_sim::Fault::UnclogLink { from: 1, to: 0 }),
+        ],
+    );
+    Check::new(&DownFence)
+        .variant("faults")
+        .sim(|s| s.plan(plan))
+        .seeds(0..4)
+        .run();
+}
