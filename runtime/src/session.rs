@@ -3,9 +3,9 @@
 //! Outbound messages get sequence numbers in the current epoch and stay until acknowledged
 //! (retransmitted on every tick); inbound messages are delivered in sequence order, early ones
 //! buffered. A peer that restarts (new incarnation) or resets its outbound (new epoch) starts a
-//! new inbound session; if the old one was live, the peer is down for us too (a node-down):
-//! our own outbound moves to a new epoch (the peer moved on because it declared us down, so it
-//! refuses what we had queued), and the new session, begun before our node-down, is refused. Our outbound also moves on when the peer's frames name our epoch
+//! new inbound session; if the old one was live, the peer is down for us too, and our own
+//! outbound moves to a new epoch as well (the peer moved on because it declared us down, so it
+//! refuses what we had queued). Our outbound also moves on when the peer's frames name our epoch
 //! as refused. Moving on for any other reason would make the peer see a new epoch while live and
 //! reset in turn, forever (seen after a long pause).
 //!
@@ -311,9 +311,7 @@ impl Peer {
     /// queued in it is gone, and the peer is down for us too (if it was up).
     fn take_refusal(&mut self, frame: &Frame, was_up: bool, out: &mut Received) {
         if frame.refused_epoch != 0 && frame.refused_epoch == self.out_epoch {
-            // Nothing sent in the refused epoch (a fresh node's first one): nothing was lost
-            // and nothing of ours depends on it, so it is no node-down.
-            out.reset |= was_up && self.next_seq > 1;
+            out.reset |= was_up;
             self.reset_outbound();
         }
     }
@@ -355,23 +353,16 @@ impl Peer {
                 return out;
             }
             _ => {
-                if self.in_alive {
-                    // The peer's old stream ended with whatever it had not delivered: it is
-                    // down for us (a node-down, `why=reset`). It moved on because it declared
-                    // us down or restarted, so it refuses what we queued: that goes too. And
-                    // the new session began before this node-down (the peer could not know of
-                    // it), so it is refused like any other: the peer drops its backlog and
-                    // opens one based on our new epoch. A new connection starts clean.
-                    out.reset = true;
-                    self.in_session = Some(key);
-                    self.peer_incarnation = frame.from_incarnation;
-                    self.declare_down();
-                    self.take_refusal(&frame, false, &mut out);
-                    out.dropped = Some("node-down");
-                    return out;
-                }
+                let was_alive = self.in_alive;
                 self.in_session = Some(key);
                 self.peer_incarnation = frame.from_incarnation;
+                if was_alive {
+                    // The peer's old stream ended with whatever it had not delivered: it is
+                    // down for us, and it moved on because it declared us down (or restarted),
+                    // so it refuses what we queued: that goes too.
+                    out.reset = true;
+                    self.reset_outbound();
+                }
                 self.in_alive = true;
                 self.floor = 0;
                 self.expected = 1;
@@ -527,15 +518,7 @@ mod tests {
         let f = a2.fresh_frames(0, 2).remove(0);
         let r = b.receive(f, 1, now);
         assert!(r.reset);
-        // The restarted node's first session began before b's node-down: refused, and a2
-        // opens a new one once it hears b's new epoch.
-        assert!(r.deliver.is_empty());
-        assert_eq!(r.dropped, Some("node-down"));
-        let (at_a2, at_b) = exchange(&mut a2, 2, &mut b, 1, now);
-        assert!(at_a2.is_empty() && at_b.is_empty());
-        a2.enqueue(wire(10)).unwrap();
-        let (_, at_b) = exchange(&mut a2, 2, &mut b, 1, now);
-        assert_eq!(at_b, vec![wire(10)]);
+        assert_eq!(r.deliver, vec![wire(9)]);
     }
 
     /// Flapping partitions: a declares b down; a brief heal lets b hear a's new epoch; the cut
@@ -555,10 +538,9 @@ mod tests {
         assert!(a.check_silence(t1, Duration::from_secs(1)).is_some());
         // Brief heal, one way: b hears a's new epoch and resets.
         assert!(b.receive(a.tick_frames(0, 1, 8).remove(0), 1, t1).reset);
-        // That reset is b's node-down; the cut returns before anything else gets through.
+        // Cut again: b declares a down.
         let t2 = t1 + Duration::from_secs(10);
-        assert!(!b.is_up());
-        assert_eq!(b.check_silence(t2, Duration::from_secs(1)), None);
+        assert!(b.check_silence(t2, Duration::from_secs(1)).is_some());
         // Final heal: frames flow both ways for a while.
         let t3 = t2 + Duration::from_secs(1);
         for n in 0..4 {
@@ -749,18 +731,16 @@ mod tests {
         let now = Instant::now();
         let (mut a, mut b) = pair(now);
         exchange(&mut a, 1, &mut b, 1, now);
-        // a queues a message for the incarnation that is about to be gone.
-        a.enqueue(wire(1)).unwrap();
         let (_, mut b2) = pair(now);
-        b2.enqueue(wire(2)).unwrap();
-        let in_flight_b = b2.fresh_frames(1, 2);
         let r = a.receive(b2.tick_frames(1, 2, 8).remove(0), 1, now);
         assert!(r.reset, "a restarted peer ends the old session");
-        assert!(!a.is_up(), "the reset is a's node-down");
-        assert_eq!(a.take_dropped(), 1);
-        // b2 never hears a's new epoch before the partition.
-        let in_flight = a.tick_frames(0, 1, 8);
+        a.enqueue(wire(1)).unwrap();
+        b2.enqueue(wire(2)).unwrap();
+        let mut in_flight = a.fresh_frames(0, 1);
+        in_flight.extend(a.tick_frames(0, 1, 8));
+        let in_flight_b = b2.fresh_frames(1, 2);
         let t1 = now + Duration::from_secs(2);
+        assert!(a.check_silence(t1, Duration::from_secs(1)).is_some());
         assert!(b2.check_silence(t1, Duration::from_secs(1)).is_some());
         assert_eq!(
             a.enqueue(wire(3)),
