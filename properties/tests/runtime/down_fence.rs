@@ -242,7 +242,7 @@ fn cases() -> std::ops::Range<u64> {
             .unwrap_or(default)
     };
     let from = var("DOWN_FENCE_FROM", 0);
-    from..from + var("DOWN_FENCE_CASES", 16)
+    from..from + var("DOWN_FENCE_CASES", 12)
 }
 
 #[test]

@@ -85,8 +85,9 @@ impl Drop for CallGuard<'_> {
 
 impl Node {
     /// Sends `msg` from `from` to `to`. Local sends fail with the message handed back; remote
-    /// ones fail only if the message cannot be encoded within the frame limit (loss after that
-    /// is the network's, observable through monitors).
+    /// ones fail if the message cannot be encoded within the frame limit, or with
+    /// `SendError::Full` when the outbound queue to `to`'s node is at its bound (backpressure).
+    /// A send to a node known down is dropped and traced; that loss shows through monitors.
     pub fn send<T: Message>(&self, from: Pid, to: Pid, msg: T) -> Result<(), SendError<T>> {
         self.lock().send(from, to, msg)
     }
