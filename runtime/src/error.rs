@@ -7,7 +7,7 @@ use crate::{ExitReason, Pid};
 
 /// A send that did not happen; the message is handed back.
 pub enum SendError<M> {
-    /// The receiver's mailbox is at capacity.
+    /// The receiver's mailbox is at capacity, or (remote) the outbound queue to its node is.
     Full { to: Pid, msg: M },
     /// The receiver does not exist (dead, never existed, or an earlier node incarnation).
     NoProc { to: Pid, msg: M },

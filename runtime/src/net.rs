@@ -81,8 +81,11 @@ async fn pump(node: Node, socket: Arc<Socket>, mut kicks: mpsc::UnboundedReceive
             let now = Instant::now();
             let mut down = Vec::new();
             for peer in st.peers.values_mut() {
-                if tick && peer.check_silence(now, config.down_after) {
-                    down.push(peer.index);
+                if let Some(why) = tick
+                    .then(|| peer.check_silence(now, config.down_after))
+                    .flatten()
+                {
+                    down.push((peer.index, why));
                 }
                 for f in peer.fresh_frames(me, incarnation) {
                     out.push((peer.addr, f));
@@ -101,8 +104,8 @@ async fn pump(node: Node, socket: Arc<Socket>, mut kicks: mpsc::UnboundedReceive
                 .values()
                 .filter_map(|p| p.ack_deadline(ack_delay))
                 .min();
-            for peer in down {
-                st.peer_down(peer, "silence");
+            for (peer, why) in down {
+                st.peer_down(peer, why);
             }
         }
         if tick {

@@ -13,14 +13,15 @@
 //! | `exit`               | `node`, `task`, `reason` / `node`, `pid`, `name`, `reason` | a named task / a process ended, and why     |
 //! | `send`               | `node`, `from`, `to` / `to_node`, `name`, `call`, `digest` | a message (or call, with its reference) was sent; remote ones carry the payload's [`Digest`] |
 //! | `deliver`            | `node`, `from`, `to`, `digest`                      | a message was queued in the receiver's mailbox (`digest` when it came from another node) |
-//! | `drop`               | `node`, `reason`, and `from`/`to`/`peer`/`reference`/`msg` | a message, reply, Down or frame was discarded: `full`, `noproc`, `undecodable`, `late-reply`, `stale-down`, `bad-frame`, `stale-frame`, `no-route`, ... |
+//! | `drop`               | `node`, `reason`, and `from`/`to`/`peer`/`reference`/`msg` | a message, reply, Down or frame was discarded: `full`, `noproc`, `undecodable`, `late-reply`, `stale-down`, `bad-frame`, `stale-frame`, `no-route`, `node-down` (to or from a peer declared down; `msgs` counts a dropped backlog), `outbound-full`, `bad-ack`/`bad-epoch`/`bad-seq`/`bad-incarnation` (nonsensical frame fields), ... |
+//! | `hold`               | `node`, `from`, `to`, `reason` (`full`)             | a remote message waits at the session (not acknowledged, retried) until the mailbox has room |
 //! | `link`               | `node`, `from`, `to`                                | a process linked to another                        |
 //! | `signal`             | `node`, `from`, `to`, `reason`, `effect`            | an exit signal arrived: `trapped`, `ignored` or `killed` |
 //! | `monitor`            | `node`, `watcher`, `pid`, `reference`               | a monitor was set                                  |
 //! | `down`               | `node`, `watcher`, `pid`, `reference`, `reason`     | the one `Down` of a monitor (or of a call) fired   |
 //! | `call-timeout`       | `node`, `from`, `to`, `call`                        | a call gave up waiting                             |
 //! | `heartbeat`          | `node`, `peer`                                      | a heartbeat (with retransmissions) left for a peer |
-//! | `node-down`          | `node`, `peer`, `why` (`silence` / `reset`)         | a peer was declared down; its links and monitors fired |
+//! | `node-down`          | `node`, `peer`, `why` (`silence` / `reset` / `overflow`) | a peer was declared down; its links and monitors fired |
 //! | `child-start`        | `node`, `sup`, `child`, `pid`                       | a supervisor started a child                       |
 //! | `child-start-failed` | `node`, `sup`, `child`, `error`                     | a child's start failed                             |
 //! | `child-stop`         | `node`, `sup`, `child`, `pid`, `reason`             | a supervisor stopped a child                       |

@@ -4,6 +4,7 @@
 mod agent_monitor;
 mod calls;
 mod cluster;
+mod down_fence;
 mod fifo;
 mod monitors;
 mod registry;

@@ -1,4 +1,11 @@
 //! Two nodes in one process over the build's network (loopback UDP in the real build).
+//!
+//! Nothing here depends on how fast the machine is: every wait ends on an observable event
+//! (a reply, a `Down`, an exit signal), outer timeouts only bound a failure and are far above
+//! any expected run, and failure detection is generous (`DOWN_AFTER`, 150 heartbeats), so a
+//! loaded CI machine that stalls a task for seconds does not declare a live peer down. Tests
+//! that never need a peer to go down use `NEVER_DOWN`. The timing of failure detection itself
+//! is tested in simulation (`session::tests`, `properties runtime::*`).
 
 use std::collections::BTreeMap;
 
@@ -7,9 +14,21 @@ use futures::channel::oneshot;
 use crate::rt::Duration;
 use crate::{CallError, Ctx, Event, ExitReason, Node, NodeConfig};
 
-fn config(index: u32, peers: BTreeMap<u32, std::net::SocketAddr>) -> NodeConfig {
-    let mut c = NodeConfig::local(index, 1)
-        .heartbeat(Duration::from_millis(20), Duration::from_millis(200));
+/// Heartbeats (and retransmissions) every 20 ms.
+const HEARTBEAT: Duration = Duration::from_millis(20);
+/// For the tests that wait for a peer to be declared down after its endpoint goes away.
+const DOWN_AFTER: Duration = Duration::from_secs(3);
+/// For the tests in which no peer should ever be declared down.
+const NEVER_DOWN: Duration = Duration::from_secs(3600);
+/// Bounds a failing test; a passing one ends on its events long before.
+const BOUND: Duration = Duration::from_secs(120);
+
+fn config(
+    index: u32,
+    peers: BTreeMap<u32, std::net::SocketAddr>,
+    down_after: Duration,
+) -> NodeConfig {
+    let mut c = NodeConfig::local(index, 1).heartbeat(HEARTBEAT, down_after);
     c.listen = Some("127.0.0.1:0".parse().unwrap());
     c.peers = peers;
     c
@@ -19,9 +38,13 @@ fn config(index: u32, peers: BTreeMap<u32, std::net::SocketAddr>) -> NodeConfig 
 /// is gone. No sleeps: every wait ends on an event; the outer timeout only bounds a failure.
 #[crate::rt::test]
 async fn two_nodes_call_monitor_and_see_the_peer_go() {
-    let a = Node::start(config(0, BTreeMap::new())).await.unwrap();
+    let a = Node::start(config(0, BTreeMap::new(), DOWN_AFTER))
+        .await
+        .unwrap();
     let a_addr = a.listen_addr().unwrap();
-    let b = Node::start(config(1, [(0, a_addr)].into())).await.unwrap();
+    let b = Node::start(config(1, [(0, a_addr)].into(), DOWN_AFTER))
+        .await
+        .unwrap();
     let server = a.spawn("echo", |mut ctx: Ctx<String>| async move {
         loop {
             if let Event::Call { msg, reply, .. } = ctx.recv().await {
@@ -32,7 +55,7 @@ async fn two_nodes_call_monitor_and_see_the_peer_go() {
     let (called_tx, called_rx) = oneshot::channel();
     let (done_tx, done_rx) = oneshot::channel();
     b.spawn("client", move |mut ctx: Ctx<u32>| async move {
-        let second = Duration::from_secs(5);
+        let second = BOUND;
         let answer: Result<String, _> = ctx.call(server, "hi".to_string(), second).await;
         let m = ctx.monitor(server);
         let _ = called_tx.send(answer);
@@ -50,7 +73,7 @@ async fn two_nodes_call_monitor_and_see_the_peer_go() {
         let _ = done_tx.send((down, after));
         ExitReason::Normal
     });
-    let outcome = crate::rt::timeout(Duration::from_secs(20), async {
+    let outcome = crate::rt::timeout(BOUND, async {
         let answer = called_rx.await.unwrap();
         a.stop_distribution();
         (answer, done_rx.await.unwrap())
@@ -71,9 +94,13 @@ async fn junk_datagrams_are_dropped_and_the_node_keeps_working() {
     use crate::wire::{self, Frame, MAX_FRAME};
     use rand::{Rng, RngCore, SeedableRng};
 
-    let a = Node::start(config(0, BTreeMap::new())).await.unwrap();
+    let a = Node::start(config(0, BTreeMap::new(), NEVER_DOWN))
+        .await
+        .unwrap();
     let a_addr = a.listen_addr().unwrap();
-    let b = Node::start(config(1, [(0, a_addr)].into())).await.unwrap();
+    let b = Node::start(config(1, [(0, a_addr)].into(), NEVER_DOWN))
+        .await
+        .unwrap();
     let server = a.spawn("echo", |mut ctx: Ctx<u32>| async move {
         loop {
             if let Event::Call { msg, reply, .. } = ctx.recv().await {
@@ -86,6 +113,7 @@ async fn junk_datagrams_are_dropped_and_the_node_keeps_working() {
         from: 7,
         from_incarnation: 1,
         epoch: 1,
+        base_epoch: 0,
         to_incarnation: 0,
         ack_epoch: 0,
         ack: 0,
@@ -109,11 +137,11 @@ async fn junk_datagrams_are_dropped_and_the_node_keeps_working() {
     }
     let (tx, rx) = oneshot::channel();
     b.spawn("client", move |ctx: Ctx<()>| async move {
-        let r: Result<u32, _> = ctx.call(server, 41u32, Duration::from_secs(5)).await;
+        let r: Result<u32, _> = ctx.call(server, 41u32, BOUND).await;
         let _ = tx.send(r);
         ExitReason::Normal
     });
-    let answer = crate::rt::timeout(Duration::from_secs(20), rx)
+    let answer = crate::rt::timeout(BOUND, rx)
         .await
         .expect("the call finished")
         .unwrap();
@@ -123,9 +151,13 @@ async fn junk_datagrams_are_dropped_and_the_node_keeps_working() {
 /// A link across nodes fires `NoConnection` in a trapping process when the peer goes away.
 #[crate::rt::test]
 async fn a_remote_link_fires_noconnection() {
-    let a = Node::start(config(0, BTreeMap::new())).await.unwrap();
+    let a = Node::start(config(0, BTreeMap::new(), DOWN_AFTER))
+        .await
+        .unwrap();
     let a_addr = a.listen_addr().unwrap();
-    let b = Node::start(config(1, [(0, a_addr)].into())).await.unwrap();
+    let b = Node::start(config(1, [(0, a_addr)].into(), DOWN_AFTER))
+        .await
+        .unwrap();
     let remote = a.spawn("echo", |mut ctx: Ctx<u32>| async move {
         loop {
             if let Event::Call { msg, reply, .. } = ctx.recv().await {
@@ -140,7 +172,7 @@ async fn a_remote_link_fires_noconnection() {
         move |mut ctx: Ctx<u32>| async move {
             ctx.link(remote);
             // The reply proves the link request (sent first, same pair, FIFO) was applied.
-            let echoed: Result<u32, _> = ctx.call(remote, 5u32, Duration::from_secs(5)).await;
+            let echoed: Result<u32, _> = ctx.call(remote, 5u32, BOUND).await;
             let _ = linked_tx.send(echoed);
             loop {
                 if let Event::Exit { from, reason } = ctx.recv().await {
@@ -150,7 +182,7 @@ async fn a_remote_link_fires_noconnection() {
             }
         },
     );
-    let got = crate::rt::timeout(Duration::from_secs(20), async {
+    let got = crate::rt::timeout(BOUND, async {
         assert_eq!(linked_rx.await.unwrap(), Ok(5));
         a.stop_distribution();
         rx.await.unwrap()
@@ -163,9 +195,13 @@ async fn a_remote_link_fires_noconnection() {
 /// A remote call into a full mailbox fails at once (`NotSent`), it does not wait for its timeout.
 #[crate::rt::test]
 async fn a_remote_call_into_a_full_mailbox_is_refused() {
-    let a = Node::start(config(0, BTreeMap::new())).await.unwrap();
+    let a = Node::start(config(0, BTreeMap::new(), NEVER_DOWN))
+        .await
+        .unwrap();
     let a_addr = a.listen_addr().unwrap();
-    let b = Node::start(config(1, [(0, a_addr)].into())).await.unwrap();
+    let b = Node::start(config(1, [(0, a_addr)].into(), NEVER_DOWN))
+        .await
+        .unwrap();
     let opts = crate::SpawnOpts::named("busy").mailbox(1);
     let busy = a.spawn_opts(opts, |_ctx: Ctx<u32>| std::future::pending::<ExitReason>());
     let (tx, rx) = oneshot::channel();
@@ -176,9 +212,65 @@ async fn a_remote_call_into_a_full_mailbox_is_refused() {
         let _ = tx.send(r);
         ExitReason::Normal
     });
-    let r = crate::rt::timeout(Duration::from_secs(20), rx)
+    let r = crate::rt::timeout(BOUND, rx)
         .await
         .expect("the call returned")
         .unwrap();
     assert_eq!(r, Err(CallError::NotSent("mailbox full".into())));
+}
+
+/// A remote send into a full mailbox is not lost while the session is up: the receiving node
+/// holds it (no acknowledgement), the sender retransmits, and once the receiver reads, every
+/// message arrives, in order, once.
+#[crate::rt::test]
+async fn remote_sends_into_a_full_mailbox_are_held_not_lost() {
+    const SENT: u32 = 20;
+    let a = Node::start(config(0, BTreeMap::new(), NEVER_DOWN))
+        .await
+        .unwrap();
+    let a_addr = a.listen_addr().unwrap();
+    let b = Node::start(config(1, [(0, a_addr)].into(), NEVER_DOWN))
+        .await
+        .unwrap();
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let (got_tx, got_rx) = oneshot::channel();
+    let opts = crate::SpawnOpts::named("slow").mailbox(2);
+    let slow = a.spawn_opts(opts, move |mut ctx: Ctx<u32>| async move {
+        let _ = go_rx.await;
+        let mut got = Vec::new();
+        while got.len() < SENT as usize {
+            if let Event::Msg { msg, .. } = ctx.recv().await {
+                got.push(msg);
+            }
+        }
+        let _ = got_tx.send(got);
+        ExitReason::Normal
+    });
+    let (sent_tx, sent_rx) = oneshot::channel();
+    b.spawn("client", move |ctx: Ctx<()>| async move {
+        let sent: Vec<bool> = (0..SENT).map(|n| ctx.send(slow, n).is_ok()).collect();
+        let _ = sent_tx.send(sent);
+        ExitReason::Normal
+    });
+    let got = crate::rt::timeout(BOUND, async {
+        let sent = sent_rx.await.unwrap();
+        assert!(
+            sent.iter().all(|ok| *ok),
+            "the outbound queue has room for all"
+        );
+        // Wait (on the observable condition, not a duration) until the mailbox is full: from
+        // then on every arriving message has to be held at the session.
+        loop {
+            let queued = a.lock().entry(slow).map_or(0, |e| e.mailbox.len());
+            if queued >= 2 {
+                break;
+            }
+            crate::rt::sleep(HEARTBEAT).await;
+        }
+        let _ = go_tx.send(());
+        got_rx.await.unwrap()
+    })
+    .await
+    .expect("every held message arrived");
+    assert_eq!(got, (0..SENT).collect::<Vec<_>>());
 }

@@ -6,6 +6,7 @@ use super::{Node, State};
 use crate::mailbox::{Payload, Refused, Signal};
 use crate::rt::{self, Duration};
 use crate::trace::Digest;
+use crate::session::Unqueued;
 use crate::wire::{self, Wire, WireError, MAX_PAYLOAD};
 use crate::{event, CallError, Message, Pid, Ref, SendError};
 
@@ -55,10 +56,17 @@ impl State {
                 Err(_) => unreachable!("the mailbox hands back what it was given"),
             };
         }
-        let (payload, _) = encode(to, msg)?;
-        event!("send", node = from.node, from = %from, to = %to, digest = %Digest::of(&payload));
-        self.route(to.node, Wire::Send { from, to, payload });
-        Ok(())
+        let (payload, msg) = encode(to, msg)?;
+        let digest = Digest::of(&payload);
+        match self.try_route(to.node, Wire::Send { from, to, payload }) {
+            // Backpressure: the outbound queue to `to`'s node is at its bound.
+            Err(Unqueued::Full) => Err(SendError::Full { to, msg }),
+            // To a node known down the message is dropped (traced), as in Erlang.
+            Ok(()) | Err(Unqueued::Down) => {
+                event!("send", node = from.node, from = %from, to = %to, digest = %digest);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -82,8 +90,9 @@ impl Drop for CallGuard<'_> {
 
 impl Node {
     /// Sends `msg` from `from` to `to`. Local sends fail with the message handed back; remote
-    /// ones fail only if the message cannot be encoded within the frame limit (loss after that
-    /// is the network's, observable through monitors).
+    /// ones fail if the message cannot be encoded within the frame limit, or with
+    /// `SendError::Full` when the outbound queue to `to`'s node is at its bound (backpressure).
+    /// A send to a node known down is dropped and traced; that loss shows through monitors.
     pub fn send<T: Message>(&self, from: Pid, to: Pid, msg: T) -> Result<(), SendError<T>> {
         self.lock().send(from, to, msg)
     }
@@ -124,8 +133,12 @@ impl Node {
                                 reference,
                                 payload,
                             };
-                            st.route(to.node, call);
-                            Ok(())
+                            match st.try_route(to.node, call) {
+                                Err(Unqueued::Full) => {
+                                    Err(CallError::NotSent("outbound queue full".into()))
+                                }
+                                Ok(()) | Err(Unqueued::Down) => Ok(()),
+                            }
                         }
                         Err(e) => Err(CallError::NotSent(e.to_string())),
                     }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use super::{Node, State};
 use crate::mailbox::{Payload, Refused, Signal};
 use crate::rt::Instant;
-use crate::session::Peer;
+use crate::session::{Peer, Unqueued};
 use crate::trace::Digest;
 use crate::wire::{Frame, Wire};
 use crate::{event, CallError, ExitReason, Pid};
@@ -30,22 +30,59 @@ impl State {
         self.distributed && self.peers.get(&node).is_some_and(|p| p.is_up())
     }
 
-    /// Queues `wire` for `node`; if there is no session to it, the message is dropped and traced
-    /// (callers check [`State::peer_up`] first where the loss must be reported).
+    /// Queues `wire` for `node`; if it cannot be queued (no session, the peer declared down,
+    /// the outbound queue at its bound) the message is dropped and traced. Callers check
+    /// [`State::peer_up`] first, or use [`State::try_route`], where the loss must be reported.
     pub(crate) fn route(&mut self, node: u32, wire: Wire) {
+        let _ = self.try_route(node, wire);
+    }
+
+    /// [`State::route`], telling the caller why nothing was queued (the drop is traced).
+    pub(crate) fn try_route(&mut self, node: u32, wire: Wire) -> Result<(), Unqueued> {
         let kind = wire.kind();
-        match self.peer(node, None) {
-            Some(peer) => {
-                peer.enqueue(wire);
-                self.kick();
-            }
+        let index = self.index;
+        let queued = match self.peer(node, None) {
+            Some(peer) => peer.enqueue(wire),
             None => {
                 event!(
                     "drop",
-                    node = self.index,
+                    node = index,
                     to_node = node,
                     msg = kind,
                     reason = "no-route"
+                );
+                return Err(Unqueued::Down);
+            }
+        };
+        match queued {
+            Ok(()) => self.kick(),
+            Err(why) => {
+                event!(
+                    "drop",
+                    node = index,
+                    to_node = node,
+                    msg = kind,
+                    reason = why.reason()
+                );
+                // An overflowed control queue is declared down at the pump's next tick.
+                self.kick();
+            }
+        }
+        queued
+    }
+
+    /// Traces what a session to `node` dropped from its queues (a node-down's backlog).
+    pub(crate) fn trace_session_drops(&mut self, node: u32) {
+        let index = self.index;
+        if let Some(peer) = self.peers.get_mut(&node) {
+            let dropped = peer.take_dropped();
+            if dropped > 0 {
+                event!(
+                    "drop",
+                    node = index,
+                    peer = node,
+                    reason = "node-down",
+                    msgs = dropped
                 );
             }
         }
@@ -79,11 +116,35 @@ impl State {
         result
     }
 
-    pub(crate) fn on_wire(&mut self, wire: Wire) {
+    /// Applies one message from a peer. A user message for a full mailbox is handed back, to be
+    /// held by the session (not acknowledged, retried) rather than lost while the session is up.
+    pub(crate) fn on_wire(&mut self, wire: Wire) -> Option<Wire> {
         match wire {
             Wire::Send { from, to, payload } => {
-                let payload = Payload::Remote(payload);
-                let _ = self.deliver(to, Signal::Msg { from, payload });
+                let signal = Signal::Msg {
+                    from,
+                    payload: Payload::Remote(payload),
+                };
+                let pushed = match self.entry(to) {
+                    Some(entry) => entry.mailbox.push(signal),
+                    None => Err(Refused::Closed(signal)),
+                };
+                match pushed {
+                    Ok(()) => event!("deliver", node = to.node, from = %from, to = %to),
+                    Err(Refused::Full(Signal::Msg {
+                        from,
+                        payload: Payload::Remote(payload),
+                    })) => {
+                        event!("hold", node = to.node, from = %from, to = %to, reason = "full");
+                        return Some(Wire::Send { from, to, payload });
+                    }
+                    Err(Refused::Full(_)) => {
+                        event!("drop", node = to.node, from = %from, to = %to, reason = "full")
+                    }
+                    Err(Refused::Closed(_)) => {
+                        event!("drop", node = to.node, from = %from, to = %to, reason = "noproc")
+                    }
+                }
             }
             Wire::Call {
                 from,
@@ -143,12 +204,14 @@ impl State {
                 payload,
             } => self.deliver_to_name(from, &name, Payload::Remote(payload)),
         }
+        None
     }
 
     /// `node` is down: its monitors fire `NoConnection`, calls to it fail `NodeDown`, links to
     /// its processes fire `NoConnection`, and what its processes held here is dropped.
     pub(crate) fn peer_down(&mut self, node: u32, why: &str) {
         event!("node-down", node = self.index, peer = node, why = why);
+        self.trace_session_drops(node);
         let watched: Vec<_> = self
             .watching
             .iter()
@@ -194,21 +257,30 @@ impl Node {
             return;
         };
         let received = peer.receive(frame, incarnation, Instant::now());
-        if received.stale {
-            event!(
-                "drop",
-                node = st.index,
-                peer = peer_index,
-                reason = "stale-frame"
-            );
+        if let Some(reason) = received.dropped {
+            event!("drop", node = st.index, peer = peer_index, reason = reason);
+            // A refusal may have moved our epoch on, dropping what we had queued.
+            st.trace_session_drops(peer_index);
+            st.kick();
             return;
         }
         if received.reset {
             st.peer_down(peer_index, "reset");
         }
-        for wire in received.deliver {
-            st.on_wire(wire);
+        let first_seq = received.first_seq;
+        let mut wires = received.deliver.into_iter();
+        let mut n = 0u64;
+        while let Some(wire) = wires.next() {
+            if let Some(held) = st.on_wire(wire) {
+                let rest: Vec<Wire> = std::iter::once(held).chain(wires).collect();
+                if let Some(peer) = st.peers.get_mut(&peer_index) {
+                    peer.hold(first_seq.saturating_add(n), rest);
+                }
+                break;
+            }
+            n += 1;
         }
+        st.trace_session_drops(peer_index);
         st.kick();
     }
 }
