@@ -354,14 +354,20 @@ impl Peer {
             }
             _ => {
                 let was_alive = self.in_alive;
+                let restarted = frame.from_incarnation != self.peer_incarnation;
                 self.in_session = Some(key);
                 self.peer_incarnation = frame.from_incarnation;
                 if was_alive {
                     // The peer's old stream ended with whatever it had not delivered: it is
-                    // down for us, and it moved on because it declared us down (or restarted),
-                    // so it refuses what we queued: that goes too.
+                    // down for us. Our outbound moves on only if the peer restarted (it cannot
+                    // take our old epoch); if it declared us down, its frames name our epoch
+                    // refused and `take_refusal` moves us on. Moving on merely because its
+                    // epoch changed made two nodes reset each other forever after a long pause
+                    // (stale-registry fixed under pause-node 2 and crash-node 0).
                     out.reset = true;
-                    self.reset_outbound();
+                    if restarted {
+                        self.reset_outbound();
+                    }
                 }
                 self.in_alive = true;
                 self.floor = 0;
@@ -703,10 +709,11 @@ mod tests {
         held.extend(b.tick_frames(1, 1, 8));
         let t1 = now + Duration::from_secs(2);
         assert_eq!(a.check_silence(t1, Duration::from_secs(1)), Some("silence"));
-        // b hears a's post-down epoch: the connection is dead for b too, its backlog goes.
+        // b hears a's post-down epoch: the connection is dead for b too. Its backlog goes when
+        // a names b's epoch refused (a new epoch alone does not move b on: that made two nodes
+        // reset each other forever after a long pause).
         let r = b.receive(a.tick_frames(0, 1, 8).remove(0), 1, t1);
         assert!(r.reset);
-        assert_eq!((b.unacked(), b.take_dropped()), (0, 1));
         for f in held {
             let r = a.receive(f, 1, t1);
             assert!(r.deliver.is_empty(), "delivered after the node-down: {r:?}");
@@ -715,6 +722,7 @@ mod tests {
         }
         let (at_a, at_b) = exchange(&mut a, 1, &mut b, 1, t1);
         assert!(at_a.is_empty() && at_b.is_empty());
+        assert_eq!((b.unacked(), b.take_dropped()), (0, 1), "b's backlog is dropped");
         assert!(a.is_up() && b.is_up(), "the new connection is up");
         a.enqueue(wire(10)).unwrap();
         b.enqueue(wire(20)).unwrap();

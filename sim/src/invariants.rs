@@ -148,7 +148,7 @@ fn parse(line: &str) -> Option<Line<'_>> {
             let end = end?;
             (&quoted[..end], quoted[end + 1..].trim_start_matches(' '))
         } else {
-            after.split_once(' ').unwrap_or((after, ""))
+            unquoted(after)
         };
         fields.push((name, value));
         rest = next;
@@ -159,6 +159,28 @@ fn parse(line: &str) -> Option<Line<'_>> {
         kind,
         fields,
     })
+}
+
+/// An unquoted value runs to the next ` name=` (a Display value such as an exit reason may hold
+/// spaces: `reason=error: lost the dependency intensity=3`), or to the end of the line.
+fn unquoted(after: &str) -> (&str, &str) {
+    let mut from = 0;
+    while let Some(space) = after[from..].find(' ') {
+        let at = from + space;
+        let next = &after[at + 1..];
+        let word = next.split(' ').next().unwrap_or("");
+        if let Some((name, _)) = word.split_once('=') {
+            let is_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if is_name {
+                return (&after[..at], next);
+            }
+        }
+        from = at + 1;
+    }
+    (after, "")
 }
 
 #[derive(Default)]

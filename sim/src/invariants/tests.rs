@@ -354,3 +354,17 @@ fn a_skipped_invariant_is_not_reported_and_the_others_still_are() {
         Some("one-down")
     );
 }
+
+#[test]
+fn an_unquoted_value_with_spaces_runs_to_the_next_field() {
+    let line = super::parse(
+        "1.738001253 n0 exit pid=<0.1.4> name=worker reason=error: lost the dependency x=1",
+    )
+    .expect("parses");
+    assert_eq!(line.get("reason"), Some("error: lost the dependency"));
+    assert_eq!(line.get("x"), Some("1"));
+    assert_eq!(line.pid("pid"), Some((0, 1, 4)));
+    let last = super::parse("1.0 n0 exit pid=<0.1.4> reason=error: a=b c").expect("parses");
+    assert_eq!(last.get("reason"), Some("error:"));
+    assert_eq!(last.get("a"), Some("b c"));
+}
