@@ -722,7 +722,11 @@ mod tests {
         }
         let (at_a, at_b) = exchange(&mut a, 1, &mut b, 1, t1);
         assert!(at_a.is_empty() && at_b.is_empty());
-        assert_eq!((b.unacked(), b.take_dropped()), (0, 1), "b's backlog is dropped");
+        assert_eq!(
+            (b.unacked(), b.take_dropped()),
+            (0, 1),
+            "b's backlog is dropped"
+        );
         assert!(a.is_up() && b.is_up(), "the new connection is up");
         a.enqueue(wire(10)).unwrap();
         b.enqueue(wire(20)).unwrap();

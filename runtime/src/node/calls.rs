@@ -5,8 +5,8 @@ use futures::channel::oneshot;
 use super::{Node, State};
 use crate::mailbox::{Payload, Refused, Signal};
 use crate::rt::{self, Duration};
-use crate::trace::Digest;
 use crate::session::Unqueued;
+use crate::trace::Digest;
 use crate::wire::{self, Wire, WireError, MAX_PAYLOAD};
 use crate::{event, CallError, Message, Pid, Ref, SendError};
 
