@@ -374,19 +374,12 @@ impl Scenario for RegistryModel {
     }
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(48)
-}
-
 #[test]
 fn agent_registry_matches_its_model() {
     if !simulated() {
         return;
     }
-    let mut runner = TestRunner::new(config(cases(), file!()));
+    let mut runner = TestRunner::new(config(crate::cases(48), file!()));
     let result = runner.run(
         &(prop::collection::vec(step_strategy(), 1..25), 1usize..4),
         |(steps, page_size)| {

@@ -36,6 +36,15 @@ pub fn config(cases: u32, source_file: &'static str) -> Config {
     }
 }
 
+/// Cases for a model-based test: `default` in CI, or `PROPTEST_CASES` (proptest's own variable)
+/// for a longer run.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Runs `scenario` with `plan`; on failure writes the plan next to the test's temporary files and
 /// returns the repro line that replays exactly this run.
 pub fn run_with_plan(

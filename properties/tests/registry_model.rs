@@ -176,15 +176,8 @@ async fn run(cluster: bool, ops: Vec<Op>) -> Result<(), String> {
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(64)
-}
-
 proptest! {
-    #![proptest_config(config(cases(), file!()))]
+    #![proptest_config(config(crate::cases(64), file!()))]
 
     #[test]
     fn registry_matches_its_model(cluster in any::<bool>(), ops in prop::collection::vec(op(), 1..60)) {

@@ -265,19 +265,12 @@ impl Scenario for RelayModel {
     }
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32)
-}
-
 #[test]
 fn the_relay_never_removes_a_live_acknowledged_agent() {
     if !simulated() {
         return;
     }
-    let mut runner = TestRunner::new(config(cases(), file!()));
+    let mut runner = TestRunner::new(config(crate::cases(32), file!()));
     let result = runner.run(
         &(prop::collection::vec(step_strategy(), 1..30), 0u64..4),
         |(steps, seed)| {

@@ -558,19 +558,12 @@ async fn drive(ctx: SimCtx, case: Case) -> Result<(), Violation> {
     })
 }
 
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[test]
 fn supervisors_follow_the_model_under_any_crash_schedule() {
     if !simulated() {
         return;
     }
-    let mut runner = TestRunner::new(config(cases(96), file!()));
+    let mut runner = TestRunner::new(config(crate::cases(96), file!()));
     let result = runner.run(&(case(), 0u64..1_000), |(case, seed)| {
         let report = Sim::new(seed)
             .variant("model")

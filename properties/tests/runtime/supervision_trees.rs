@@ -335,19 +335,12 @@ async fn drive(ctx: SimCtx, case: Case) -> Result<(), Violation> {
     )
 }
 
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[test]
 fn no_process_outlives_its_supervisor_in_any_tree() {
     if !simulated() {
         return;
     }
-    let mut runner = TestRunner::new(config(cases(64), file!()));
+    let mut runner = TestRunner::new(config(crate::cases(64), file!()));
     let result = runner.run(&(case(), 0u64..1_000), |(case, seed)| {
         let report = Sim::new(seed)
             .variant("model")
