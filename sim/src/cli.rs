@@ -260,11 +260,7 @@ where
             return EXIT_BAD_INPUT;
         }
     };
-    let mut out = Renamed {
-        out,
-        program: &program,
-    };
-    match execute(catalogue, cli.command, &mut out) {
+    match execute(catalogue, cli.command, &program, out) {
         Ok(code) => code,
         Err(Bad(message)) => {
             let _ = writeln!(err, "groundhog: {message}");
@@ -285,32 +281,6 @@ fn check_jobs(jobs: Option<usize>) -> Result<(), Bad> {
              jobs than cores only add memory)"
         ))),
         _ => Ok(()),
-    }
-}
-
-/// Output whose repro lines name the running program (`mine replay ...` in a user's own binary)
-/// instead of `groundhog`.
-struct Renamed<'a> {
-    out: &'a mut dyn Write,
-    program: &'a str,
-}
-
-impl Write for Renamed<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.program != "groundhog" {
-            let text = String::from_utf8_lossy(buf);
-            if text.contains("groundhog replay ") {
-                let renamed =
-                    text.replace("groundhog replay ", &format!("{} replay ", self.program));
-                self.out.write_all(renamed.as_bytes())?;
-                return Ok(buf.len());
-            }
-        }
-        self.out.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
     }
 }
 
@@ -345,7 +315,12 @@ impl From<String> for Bad {
     }
 }
 
-fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Result<u8, Bad> {
+fn execute(
+    catalogue: &Catalogue,
+    command: Command,
+    program: &str,
+    out: &mut dyn Write,
+) -> Result<u8, Bad> {
     match command {
         Command::List => {
             for s in catalogue.iter() {
@@ -359,8 +334,8 @@ fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Resu
             }
             Ok(EXIT_PASS)
         }
-        Command::Run(args) => run_one(catalogue, args, false, out),
-        Command::Replay(args) => run_one(catalogue, args, true, out),
+        Command::Run(args) => run_one(catalogue, args, false, program, out),
+        Command::Replay(args) => run_one(catalogue, args, true, program, out),
         Command::Sweep(args) => {
             let mode = if args.check_determinism {
                 Mode::RunAndCheckDeterminism
@@ -373,6 +348,7 @@ fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Resu
                 mode,
                 args.fail_fast,
                 args.json,
+                program,
                 out,
             )
         }
@@ -382,6 +358,7 @@ fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Resu
             Mode::DeterminismOnly,
             false,
             args.json,
+            program,
             out,
         ),
         Command::Plan(args) => {
@@ -396,7 +373,7 @@ fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Resu
             );
             Ok(EXIT_PASS)
         }
-        Command::Prove(args) => prove(catalogue, args, out),
+        Command::Prove(args) => prove(catalogue, args, program, out),
         Command::New(args) => {
             let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
             let groundhog = args
@@ -417,7 +394,12 @@ fn execute(catalogue: &Catalogue, command: Command, out: &mut dyn Write) -> Resu
     }
 }
 
-fn prove(catalogue: &Catalogue, args: ProveArgs, out: &mut dyn Write) -> Result<u8, Bad> {
+fn prove(
+    catalogue: &Catalogue,
+    args: ProveArgs,
+    program: &str,
+    out: &mut dyn Write,
+) -> Result<u8, Bad> {
     check_jobs(args.jobs)?;
     let scenarios: Vec<&dyn Scenario> = match (&args.scenario, args.all) {
         (Some(name), false) => {
@@ -446,6 +428,7 @@ fn prove(catalogue: &Catalogue, args: ProveArgs, out: &mut dyn Write) -> Result<
         ranges: args.ranges,
         range_width: args.range_width,
         check_seeds: args.check_seeds,
+        template: Sim::new(0).program(program),
         ..Prove::default()
     };
     if let Some(j) = args.jobs {
@@ -545,10 +528,11 @@ fn run_one(
     catalogue: &Catalogue,
     args: RunArgs,
     full: bool,
+    program: &str,
     out: &mut dyn Write,
 ) -> Result<u8, Bad> {
     let scenario = catalogue.find(&args.scenario)?;
-    let mut sim = args.plan.apply(Sim::new(args.seed));
+    let mut sim = args.plan.apply(Sim::new(args.seed).program(program));
     if let Some(v) = &args.variant {
         sim = sim.variant(v.clone());
     }
@@ -613,11 +597,12 @@ fn sweep(
     mode: Mode,
     fail_fast: bool,
     json: bool,
+    program: &str,
     out: &mut dyn Write,
 ) -> Result<u8, Bad> {
     check_jobs(t.jobs)?;
     let targets = targets(catalogue, t)?;
-    let template = t.plan.apply(Sim::new(0));
+    let template = t.plan.apply(Sim::new(0).program(program));
     let mut sweep = Sweep::new(targets, t.seeds.clone(), template)
         .shard(t.shard)
         .mode(mode)

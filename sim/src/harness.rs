@@ -65,6 +65,8 @@ pub struct Report {
     pub repro_flags: String,
     /// Coverage points this run declared, and whether each was hit.
     pub coverage: std::collections::BTreeMap<String, bool>,
+    /// The binary the repro line names.
+    pub program: String,
 }
 
 impl Report {
@@ -75,8 +77,8 @@ impl Report {
     /// The command that reproduces this run exactly, with its full trace.
     pub fn repro(&self) -> String {
         format!(
-            "groundhog replay {} --variant {} --seed {}{}",
-            self.scenario, self.variant, self.seed, self.repro_flags
+            "{} replay {} --variant {} --seed {}{}",
+            self.program, self.scenario, self.variant, self.seed, self.repro_flags
         )
     }
 
@@ -125,6 +127,7 @@ pub struct Sim {
     kinds: Option<Vec<FaultKind>>,
     nodes: Option<u32>,
     durations: Option<Durations>,
+    program: String,
     net: Option<NetConfig>,
     time_limit: Option<Duration>,
     keep_trace: bool,
@@ -140,6 +143,7 @@ impl Sim {
             kinds: None,
             nodes: None,
             durations: None,
+            program: "groundhog".to_string(),
             net: None,
             time_limit: None,
             keep_trace: true,
@@ -178,6 +182,12 @@ impl Sim {
     /// Kinds of fault the generated plan may use (the scenario's choice otherwise).
     pub fn faults(mut self, kinds: Vec<FaultKind>) -> Self {
         self.kinds = Some(kinds);
+        self
+    }
+
+    /// The binary repro lines name (default `groundhog`; a crate of one's own names its own).
+    pub fn program(mut self, name: &str) -> Self {
+        self.program = name.to_string();
         self
     }
 
@@ -432,6 +442,7 @@ impl Sim {
             plan,
             repro_flags: self.repro_flags(),
             coverage: points.take(),
+            program: self.program.clone(),
         })
     }
 }

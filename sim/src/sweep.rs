@@ -405,14 +405,13 @@ pub struct Check<'a> {
     seeds: SeedRange,
     jobs: usize,
     determinism: bool,
-    program: String,
 }
 
 impl<'a> Check<'a> {
     /// The binary the repro lines name (default `groundhog`; a crate of one's own names its own,
     /// as `scenario_test!` does with the package's name).
     pub fn program(mut self, name: &str) -> Self {
-        self.program = name.to_string();
+        self.sim = self.sim.program(name);
         self
     }
 
@@ -423,7 +422,6 @@ impl<'a> Check<'a> {
             seeds: SeedRange(0..100),
             jobs: default_jobs(),
             determinism: false,
-            program: "groundhog".to_string(),
         }
     }
 
@@ -502,11 +500,6 @@ impl<'a> Check<'a> {
                 ));
             }
         }
-        let ours = format!("repro: {} replay ", self.program);
-        let problems: Vec<String> = problems
-            .iter()
-            .map(|p| p.replace("repro: groundhog replay ", &ours))
-            .collect();
         assert!(
             problems.is_empty(),
             "{} problem(s):\n{}",
