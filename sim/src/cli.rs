@@ -124,6 +124,9 @@ struct RunArgs {
     /// Print every trace line.
     #[arg(long)]
     trace: bool,
+    /// Write a message sequence chart of the run to FILE (self-contained HTML with inline SVG).
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
     #[command(flatten)]
     plan: PlanChoice,
 }
@@ -532,6 +535,14 @@ fn run_one(
     out: &mut dyn Write,
 ) -> Result<u8, Bad> {
     let scenario = catalogue.find(&args.scenario)?;
+    // Opened before the run, so a bad path is refused before anything is printed.
+    let chart = match &args.chart {
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .map_err(|e| Bad(format!("cannot write the chart to {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
     let mut sim = args.plan.apply(Sim::new(args.seed).program(program));
     if let Some(v) = &args.variant {
         sim = sim.variant(v.clone());
@@ -541,6 +552,10 @@ fn run_one(
         for line in &report.trace.lines {
             let _ = writeln!(out, "{line}");
         }
+    }
+    if let (Some(mut file), Some(path)) = (chart, &args.chart) {
+        file.write_all(crate::chart(&report).as_bytes())
+            .map_err(|e| Bad(format!("cannot write the chart to {}: {e}", path.display())))?;
     }
     let _ = writeln!(out, "{}", report.summary());
     if report.outcome.passed() {

@@ -67,22 +67,22 @@ type R = (u32, u64, u64);
 const MAX_PENDING: usize = 4096;
 
 /// One parsed trace line.
-struct Line<'a> {
-    time: Duration,
-    node: Option<u32>,
-    kind: &'a str,
-    fields: Vec<(&'a str, &'a str)>,
+pub(crate) struct Line<'a> {
+    pub(crate) time: Duration,
+    pub(crate) node: Option<u32>,
+    pub(crate) kind: &'a str,
+    pub(crate) fields: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> Line<'a> {
-    fn get(&self, name: &str) -> Option<&'a str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'a str> {
         self.fields
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| *v)
     }
 
-    fn pid(&self, name: &str) -> Option<P> {
+    pub(crate) fn pid(&self, name: &str) -> Option<P> {
         self.get(name).and_then(|v| parse_triple(v, '<', '>'))
     }
 
@@ -114,7 +114,7 @@ fn time(d: Duration) -> String {
 }
 
 /// Splits `<time> <node> <kind> name=value ...`; a value may be a Rust-quoted string.
-fn parse(line: &str) -> Option<Line<'_>> {
+pub(crate) fn parse(line: &str) -> Option<Line<'_>> {
     let mut rest = line;
     let mut word = || {
         let (w, r) = rest.split_once(' ').unwrap_or((rest, ""));

@@ -7,6 +7,7 @@
 //! - [`Trace`] and [`TraceHash`] (`trace.rs`): the recorded events and their FNV-1a 64 hash.
 //! - [`Invariants`] (`invariants.rs`): the runtime rules every run is checked against (one
 //!   `Down` per monitor, FIFO, nothing after a `Down`, supervision), skippable by name.
+//! - [`chart`] (`chart.rs`): a run's message sequence chart, self-contained HTML with inline SVG.
 //! - [`check_determinism`] (`check.rs`): two fresh runs of a seed, first diverging event.
 //! - [`Sweep`] and [`Check`] (`sweep.rs`): many seeds over threads; seeded checks in `#[test]`s.
 //! - [`Prove`] (`prove.rs`): a flawed variant caught within its budget in every seed range, the
@@ -22,6 +23,7 @@
 //! }
 //! ```
 
+mod chart;
 mod check;
 pub mod cli;
 mod coverage;
@@ -35,6 +37,7 @@ mod sweep;
 mod template;
 mod trace;
 
+pub use chart::render as chart;
 pub use check::{check_determinism, Divergence};
 pub use coverage::CoverageRow;
 pub use fault::{
