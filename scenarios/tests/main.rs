@@ -6,6 +6,7 @@
 mod audit;
 mod cli;
 mod determinism;
+mod driver;
 mod fault_classes;
 mod library;
 mod plans;

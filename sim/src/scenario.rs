@@ -301,6 +301,19 @@ impl Ctx {
     pub fn now(&self) -> Duration {
         rt::elapsed()
     }
+
+    /// When the quiet phase starts (simulated time since the run started): from then on the
+    /// plan injects nothing, and the harness has undone every fault (healed partitions and
+    /// links, restarted crashed nodes, resumed paused ones).
+    pub fn quiet_at(&self) -> Duration {
+        self.quiet_at
+    }
+
+    /// How long after [`quiet_at`](Self::quiet_at) the system is given to recover before
+    /// [`quiesce`](Self::quiesce) returns (the scenario's `Setup::settle`).
+    pub fn settle(&self) -> Duration {
+        self.settle
+    }
 }
 
 /// A node program's view of its node.
