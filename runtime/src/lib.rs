@@ -64,7 +64,7 @@ pub use agents::AgentRegistry;
 pub use error::{CallError, SendError, StartError};
 pub use node::{Node, NodeConfig, SpawnOpts, DIST_PORT};
 pub use pid::{Pid, Ref};
-pub use process::{Ctx, Event, Message, ReplyTo};
+pub use process::{Ctx, Event, Message, ReplyTo, Request};
 pub use reason::ExitReason;
 pub use registry::{
     Backend, NameConflict, Registry, RegistryError, KEEPER_NAME, REPLICA_NAME, SYNC_EVERY,

@@ -9,12 +9,34 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::mailbox::{Mailbox, Payload, Signal};
 use crate::rt::{self, Duration};
-use crate::{event, wire, CallError, ExitReason, Node, Pid, Ref, SendError, SpawnOpts};
+use crate::{event, wire, CallError, ExitReason, Node, Pid, Ref, Registry, SendError, SpawnOpts};
 
 /// Anything a process can send: local sends move the value, remote ones serialize it.
 pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
+
+/// A request that names its reply type. [`Ctx::request`] returns exactly `Reply`, and
+/// [`ReplyTo::answer`] accepts nothing else, so a caller expecting the wrong type is a compile
+/// error instead of a run-time [`CallError::BadReply`]:
+///
+/// ```compile_fail
+/// use groundhog_runtime::{Ctx, Pid, Request};
+/// use groundhog_runtime::rt::Duration;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Balance(u32);
+/// impl Request for Balance {
+///     type Reply = u64;
+/// }
+///
+/// async fn ask(ctx: &Ctx<()>, bank: Pid) {
+///     let _: Result<String, _> = ctx.request(bank, Balance(7), Duration::from_secs(1)).await;
+/// }
+/// ```
+pub trait Request: Message {
+    type Reply: Message;
+}
 
 /// What a process receives.
 #[derive(Debug)]
@@ -62,6 +84,12 @@ impl ReplyTo {
 
     pub fn reply<T: Message>(self, value: T) {
         self.node.reply(self.caller, self.reference, value);
+    }
+
+    /// Answers `request` with its own reply type (see [`Request`]).
+    pub fn answer<R: Request>(self, request: &R, value: R::Reply) {
+        let _ = request;
+        self.reply(value);
     }
 }
 
@@ -198,6 +226,44 @@ impl<M: Message> Ctx<M> {
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         self.node.call(self.pid, to, request, timeout).await
+    }
+
+    /// A call whose reply type the request names (see [`Request`]).
+    pub async fn request<R: Request>(
+        &self,
+        to: Pid,
+        request: R,
+        timeout: Duration,
+    ) -> Result<R::Reply, CallError> {
+        self.call(to, request, timeout).await
+    }
+
+    /// Calls the process `registry` knows as `name`, as OTP's `gen_server:call(Name, ...)` does
+    /// with a locally registered or a `{global, Name}` name: the name is resolved once, then
+    /// that pid is called and monitored, so a name taken over meanwhile is not followed. An
+    /// unregistered name is [`CallError::NoProc`] (OTP exits the caller with `noproc`).
+    pub async fn call_name<Req: Message, Resp: Message>(
+        &self,
+        registry: &Registry,
+        name: &str,
+        request: Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        match registry.whereis(name) {
+            Some(pid) => self.call(pid, request, timeout).await,
+            None => Err(CallError::NoProc),
+        }
+    }
+
+    /// [`call_name`](Self::call_name) with a request that names its reply type.
+    pub async fn request_name<R: Request>(
+        &self,
+        registry: &Registry,
+        name: &str,
+        request: R,
+        timeout: Duration,
+    ) -> Result<R::Reply, CallError> {
+        self.call_name(registry, name, request, timeout).await
     }
 
     /// Spawns a process on this node (not linked).
