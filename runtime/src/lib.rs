@@ -42,6 +42,7 @@
 extern crate self as groundhog_runtime;
 
 pub mod rt;
+pub mod services;
 pub mod trace;
 
 mod actor;
