@@ -27,11 +27,16 @@
 //! - `split-registry` (`split_registry.rs`): one holder per name after a partition heals, and
 //!   the loser told.
 //!
+//! The platform's services (`groundhog_runtime::services`):
+//! - `config-after-start` (`config_after_start.rs`): services started before their configuration
+//!   is validated, against a configuration checked whole before anything starts (Fix #16).
+//!
 //! Fault classes of their own:
 //! - `failover` (`failover.rs`): a backup takes over after a primary outage longer than failure
 //!   detection, and a restarted primary must not lead again (needs swarm plans' long episodes).
 
 mod blocking_call;
+mod config_after_start;
 mod failover;
 mod leaked_timer;
 mod lost_update;
@@ -45,6 +50,7 @@ mod transaction_rollback;
 mod wire;
 
 pub use blocking_call::BlockingCall;
+pub use config_after_start::ConfigAfterStart;
 pub use failover::Failover;
 pub use leaked_timer::LeakedTimer;
 pub use lost_update::LostUpdate;
@@ -70,4 +76,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(LeakedTimer)
         .with(SplitRegistry)
         .with(Failover)
+        .with(ConfigAfterStart)
 }
