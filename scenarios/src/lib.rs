@@ -30,12 +30,16 @@
 //! The platform's services (`groundhog_runtime::services`):
 //! - `config-after-start` (`config_after_start.rs`): services started before their configuration
 //!   is validated, against a configuration checked whole before anything starts (Fix #16).
+//! - `circular-start` (`circular_start.rs`): services that wait for each other at start-up and
+//!   go on without, against a start order from the dependency graph that refuses a cycle by
+//!   name (Fix #8).
 //!
 //! Fault classes of their own:
 //! - `failover` (`failover.rs`): a backup takes over after a primary outage longer than failure
 //!   detection, and a restarted primary must not lead again (needs swarm plans' long episodes).
 
 mod blocking_call;
+mod circular_start;
 mod config_after_start;
 mod failover;
 mod leaked_timer;
@@ -50,6 +54,7 @@ mod transaction_rollback;
 mod wire;
 
 pub use blocking_call::BlockingCall;
+pub use circular_start::CircularStart;
 pub use config_after_start::ConfigAfterStart;
 pub use failover::Failover;
 pub use leaked_timer::LeakedTimer;
@@ -77,4 +82,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(SplitRegistry)
         .with(Failover)
         .with(ConfigAfterStart)
+        .with(CircularStart)
 }
