@@ -5,12 +5,15 @@
 //!   tree stops in reverse.
 //! - [`Problems`] and [`Validate`] (`services/config.rs`): a typed configuration checks every
 //!   field and reports every problem at once, before anything starts.
+//! - [`limiter`]: per-key token buckets in a bounded table, decided off the mailbox and kept
+//!   across the cleaner's restarts.
 //! - [`start`]: validates, orders, then starts the services under one rest-for-one supervisor
 //!   in dependency order, so a service that restarts restarts everything started after it
 //!   (everything that may depend on it), and stopping runs in reverse.
 
 mod config;
 mod graph;
+pub mod limiter;
 
 pub use config::{Problem, Problems, Validate};
 pub use graph::{GraphError, StartGraph};
