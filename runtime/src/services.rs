@@ -7,10 +7,13 @@
 //!   field and reports every problem at once, before anything starts.
 //! - [`limiter`]: per-key token buckets in a bounded table, decided off the mailbox and kept
 //!   across the cleaner's restarts.
+//! - [`cache`]: bounded entries with a time to live, expired then least recently used evicted
+//!   first, off the mailbox and kept across the sweeper's restarts.
 //! - [`start`]: validates, orders, then starts the services under one rest-for-one supervisor
 //!   in dependency order, so a service that restarts restarts everything started after it
 //!   (everything that may depend on it), and stopping runs in reverse.
 
+pub mod cache;
 mod config;
 mod graph;
 pub mod limiter;
