@@ -7,12 +7,15 @@
 //!   field and reports every problem at once, before anything starts.
 //! - [`limiter`]: per-key token buckets in a bounded table, decided off the mailbox and kept
 //!   across the cleaner's restarts.
+//! - [`bus`]: one event bus, routed by kind, dead subscribers removed, slow ones losing events
+//!   (counted, with a visible gap) instead of growing it.
 //! - [`cache`]: bounded entries with a time to live, expired then least recently used evicted
 //!   first, off the mailbox and kept across the sweeper's restarts.
 //! - [`start`]: validates, orders, then starts the services under one rest-for-one supervisor
 //!   in dependency order, so a service that restarts restarts everything started after it
 //!   (everything that may depend on it), and stopping runs in reverse.
 
+pub mod bus;
 pub mod cache;
 mod config;
 mod graph;
