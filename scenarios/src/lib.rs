@@ -33,6 +33,8 @@
 //! - `circular-start` (`circular_start.rs`): services that wait for each other at start-up and
 //!   go on without, against a start order from the dependency graph that refuses a cycle by
 //!   name (Fix #8).
+//! - `event-fanout` (`event_fanout.rs`): events through two event systems, duplicated and out
+//!   of order, against one bus (Fix #17).
 //!
 //! Fault classes of their own:
 //! - `failover` (`failover.rs`): a backup takes over after a primary outage longer than failure
@@ -41,6 +43,7 @@
 mod blocking_call;
 mod circular_start;
 mod config_after_start;
+mod event_fanout;
 mod failover;
 mod leaked_timer;
 mod lost_update;
@@ -56,6 +59,7 @@ mod wire;
 pub use blocking_call::BlockingCall;
 pub use circular_start::CircularStart;
 pub use config_after_start::ConfigAfterStart;
+pub use event_fanout::EventFanout;
 pub use failover::Failover;
 pub use leaked_timer::LeakedTimer;
 pub use lost_update::LostUpdate;
@@ -83,4 +87,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(Failover)
         .with(ConfigAfterStart)
         .with(CircularStart)
+        .with(EventFanout)
 }
