@@ -11,6 +11,8 @@
 //!   (counted, with a visible gap) instead of growing it.
 //! - [`cache`]: bounded entries with a time to live, expired then least recently used evicted
 //!   first, off the mailbox and kept across the sweeper's restarts.
+//! - [`resources`]: usage admitted against one threshold, subscribers told of pressure before
+//!   the call that met it returns.
 //! - [`start`]: validates, orders, then starts the services under one rest-for-one supervisor
 //!   in dependency order, so a service that restarts restarts everything started after it
 //!   (everything that may depend on it), and stopping runs in reverse.
@@ -20,6 +22,7 @@ pub mod cache;
 mod config;
 mod graph;
 pub mod limiter;
+pub mod resources;
 
 pub use config::{Problem, Problems, Validate};
 pub use graph::{GraphError, StartGraph};

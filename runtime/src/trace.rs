@@ -36,6 +36,7 @@
 //! | `agents-commit`      | `node`, `tx`, `ops`, `entries`                      | a transaction committed as one step                |
 //! | `agents-abort`       | `node`, `index`, `op`, `agent`, `error`             | a transaction was refused at op `index`; nothing applied |
 //! | `agents-crash-injected` | `node`, `index`                                  | the fault-injection hook crashed the registry before op `index` |
+//! | `pressure`           | `node`, `state` (`high` / `low`), `total`           | the resource manager's pressure began or ended     |
 //! | `bus-drop`           | `node`, `to`, `kind`, `seq`, `reason`               | the event bus dropped an event for one subscriber (`full` mailbox, or gone) |
 //! | `cache-sweep`        | `node`, `removed`, `entries`                        | the cache's sweeper dropped expired entries        |
 //! | `limiter-clean`      | `node`, `removed`, `keys`                           | the rate limiter's cleaner removed full buckets    |

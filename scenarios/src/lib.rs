@@ -35,6 +35,9 @@
 //!   name (Fix #8).
 //! - `event-fanout` (`event_fanout.rs`): events through two event systems, duplicated and out
 //!   of order, against one bus (Fix #17).
+//! - `flaky-backpressure` (`flaky_backpressure.rs`): an alert sent asynchronously after the
+//!   write that crossed the threshold, against admission that tells before it returns (the
+//!   resource-manager test that passed on retry).
 //!
 //! Fault classes of their own:
 //! - `failover` (`failover.rs`): a backup takes over after a primary outage longer than failure
@@ -45,6 +48,7 @@ mod circular_start;
 mod config_after_start;
 mod event_fanout;
 mod failover;
+mod flaky_backpressure;
 mod leaked_timer;
 mod lost_update;
 mod monitor_race;
@@ -61,6 +65,7 @@ pub use circular_start::CircularStart;
 pub use config_after_start::ConfigAfterStart;
 pub use event_fanout::EventFanout;
 pub use failover::Failover;
+pub use flaky_backpressure::FlakyBackpressure;
 pub use leaked_timer::LeakedTimer;
 pub use lost_update::LostUpdate;
 pub use monitor_race::MonitorRace;
@@ -88,4 +93,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(ConfigAfterStart)
         .with(CircularStart)
         .with(EventFanout)
+        .with(FlakyBackpressure)
 }
