@@ -5,11 +5,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use groundhog_runtime::event;
 use groundhog_runtime::rt::{self, Control, Duration, NetConfig, World, WorldError};
+use groundhog_runtime::{event, ExitReason, Node, Pid};
 use serde::Serialize;
 
-use crate::fault::{Durations, Fault, FaultKind, FaultPlan, PlanError, PlanLimits};
+use crate::fault::{
+    exit_reason, Durations, Fault, FaultKind, FaultPlan, PlanError, PlanLimits, Target,
+};
 use crate::invariants::Invariants;
 use crate::scenario::{lock, Ctx, Nodes, Processes, Scenario, Violation};
 use crate::trace::{format_time, Recorder, Trace, TraceHash};
@@ -531,7 +533,12 @@ async fn apply_plan(
             &mut damage,
             &mut net,
         ) {
-            Ok(()) => event!("fault", fault = fault.as_str()),
+            Ok(None) => event!("fault", fault = fault.as_str()),
+            // The fault line first, then what the signal does (signal, exit, down, restart).
+            Ok(Some((node, pid, reason))) => {
+                event!("fault", fault = fault.as_str(), pid = %pid);
+                node.exit(pid, pid, reason);
+            }
             Err(why) => event!("fault", fault = fault.as_str(), skipped = why),
         }
     }
@@ -571,6 +578,31 @@ async fn sleep_until(at: Duration) {
     }
 }
 
+/// The runtime process `target` names on node `n`, and its node.
+fn resolve(n: u32, target: &Target, damage: &Damage) -> Result<(Node, Pid), &'static str> {
+    if damage.crashed.contains(&n) {
+        return Err("crashed");
+    }
+    let node = Node::in_world(n).ok_or("no-runtime-node")?;
+    let pid = match target {
+        Target::Pid(id) => node.live_pid(*id).ok_or("no-such-pid")?,
+        Target::Name(name) => node.whereis_local(name).ok_or("no-such-name")?,
+        Target::Child { supervisor, child } => {
+            let sup = node.whereis_local(supervisor).ok_or("no-such-supervisor")?;
+            node.supervisor_child(sup, child).ok_or("no-such-child")?
+        }
+        // Refused by the plan's validation; never a panic.
+        Target::Task(_) => return Err("harness-task"),
+    };
+    if pid.node != n {
+        return Err("not-local");
+    }
+    Ok((node, pid))
+}
+
+/// An exit signal the executor sends after tracing the fault: `(node, target, reason)`.
+type Signal = Option<(Node, Pid, ExitReason)>;
+
 /// Applies one fault; `Err(reason)` when it had nothing to act on.
 fn apply(
     fault: &Fault,
@@ -579,7 +611,7 @@ fn apply(
     processes: &Processes,
     damage: &mut Damage,
     net: &mut NetConfig,
-) -> Result<(), &'static str> {
+) -> Result<Signal, &'static str> {
     let nodes = lock(started).clone();
     let node = |n: &u32| nodes.get(n).cloned().ok_or("not-started");
     match fault {
@@ -612,7 +644,22 @@ fn apply(
             }
             control.resume(&target);
         }
-        Fault::KillProcess { node: n, process } => {
+        Fault::KillProcess { node: n, target } if !matches!(target, Target::Task(_)) => {
+            let (node, pid) = resolve(*n, target, damage)?;
+            return Ok(Some((node, pid, ExitReason::Kill)));
+        }
+        Fault::ExitProcess {
+            node: n,
+            target,
+            reason,
+        } => {
+            let (node, pid) = resolve(*n, target, damage)?;
+            return Ok(Some((node, pid, exit_reason(reason))));
+        }
+        Fault::KillProcess {
+            node: n,
+            target: Target::Task(process),
+        } => {
             let handle = lock(processes).remove(&(*n, process.clone()));
             let handle = handle
                 .filter(|h| !h.is_finished())
@@ -661,6 +708,7 @@ fn apply(
             net.latency = Duration::from_millis(*min_ms)..Duration::from_millis(*max_ms);
             control.set_net(net).expect("validated with the plan");
         }
+        Fault::KillProcess { .. } => unreachable!("every target is matched above"),
     }
-    Ok(())
+    Ok(None)
 }

@@ -116,6 +116,7 @@ impl<A: Message + Clone + Sync> Sup<A> {
                 // shows up as an exit signal with NoProc.
                 self.ctx.link(pid);
                 event!("child-start", node = self.me.node, sup = %self.me, child = spec.id.as_str(), pid = %pid);
+                self.ctx.node().note_child(self.me, &spec.id, Some(pid));
                 Ok(pid)
             }
             Err(error) => {
@@ -224,6 +225,9 @@ impl<A: Message + Clone + Sync> Sup<A> {
     /// A child exited. `Err` when the supervisor gives up (its children are already stopped).
     async fn child_exited(&mut self, i: usize, reason: ExitReason) -> Result<(), ExitReason> {
         self.children[i].pid = None;
+        self.ctx
+            .node()
+            .note_child(self.me, &self.children[i].spec.id, None);
         let restart = match self.children[i].spec.restart {
             Restart::Permanent => true,
             Restart::Transient => !reason.is_clean(),
@@ -329,6 +333,7 @@ impl<A: Message + Clone + Sync> Sup<A> {
             return;
         };
         let id = self.children[i].spec.id.clone();
+        self.ctx.node().note_child(self.me, &id, None);
         let reason = match self.children[i].spec.shutdown {
             Shutdown::BrutalKill => None,
             Shutdown::Timeout(t) => {
