@@ -30,7 +30,10 @@
 //! Fault classes of their own:
 //! - `failover` (`failover.rs`): a backup takes over after a primary outage longer than failure
 //!   detection, and a restarted primary must not lead again (needs swarm plans' long episodes).
+//! - `amnesiac-restart` (`amnesiac_restart.rs`): a supervised store killed by the plan restarts
+//!   empty; acknowledged writes must survive it (needs faults aimed at processes).
 
+mod amnesiac_restart;
 mod blocking_call;
 mod failover;
 mod leaked_timer;
@@ -44,6 +47,7 @@ mod supervisor_limits;
 mod transaction_rollback;
 mod wire;
 
+pub use amnesiac_restart::AmnesiacRestart;
 pub use blocking_call::BlockingCall;
 pub use failover::Failover;
 pub use leaked_timer::LeakedTimer;
@@ -70,4 +74,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(LeakedTimer)
         .with(SplitRegistry)
         .with(Failover)
+        .with(AmnesiacRestart)
 }

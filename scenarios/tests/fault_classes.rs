@@ -101,3 +101,48 @@ fn a_sweep_counts_coverage_points_and_check_fails_on_a_point_never_hit() {
     );
     assert!(!message.contains("`reached`"), "{message}");
 }
+
+/// `amnesiac-restart` is caught only with faults aimed at processes: without `kill-process` and
+/// `exit-process` the store is never restarted (the coverage point says so) and every seed
+/// passes; with them the first seeds fail. Catches a store that keeps state across restarts in
+/// the flawed variant, and a `kill-process` that misses the supervisor's child.
+#[test]
+fn amnesiac_restart_is_caught_only_by_faults_aimed_at_processes() {
+    if !simulated() {
+        return;
+    }
+    use groundhog_scenarios::AmnesiacRestart;
+    use groundhog_sim::FaultKind;
+    let first = Check::new(&AmnesiacRestart)
+        .variant("flawed")
+        .seeds(0..20)
+        .expect_failure();
+    assert!(
+        first.summary.contains("invariant=acknowledged-writes-kept"),
+        "{}",
+        first.summary
+    );
+    let off = vec![
+        FaultKind::Partition,
+        FaultKind::SetLoss,
+        FaultKind::SetLatency,
+        FaultKind::PauseNode,
+        FaultKind::CrashNode,
+    ];
+    let without = std::panic::catch_unwind(|| {
+        Check::new(&AmnesiacRestart)
+            .variant("flawed")
+            .seeds(0..100)
+            .sim(|s| s.faults(off.clone()))
+            .run()
+    });
+    let message = *without.unwrap_err().downcast::<String>().unwrap();
+    assert_eq!(
+        message,
+        "1 problem(s):\ncoverage point `store-restarted` of amnesiac-restart flawed was never hit in seeds 0..100"
+    );
+    Check::new(&AmnesiacRestart)
+        .variant("fixed")
+        .seeds(0..60)
+        .run();
+}
