@@ -62,6 +62,8 @@ pub enum Stream {
     Faults,
     /// Anything a scenario wants that must not disturb the two above.
     Extra(u32),
+    /// Buggify's draws (each site its own generator from this stream; see `buggify.rs`).
+    Buggify,
 }
 
 impl Stream {
@@ -70,6 +72,7 @@ impl Stream {
             Stream::Workload => 1,
             Stream::Faults => 2,
             Stream::Extra(n) => 1_000 + u64::from(n),
+            Stream::Buggify => 3,
         }
     }
 }

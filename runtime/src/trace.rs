@@ -36,7 +36,8 @@
 //! | `agents-commit`      | `node`, `tx`, `ops`, `entries`                      | a transaction committed as one step                |
 //! | `agents-abort`       | `node`, `index`, `op`, `agent`, `error`             | a transaction was refused at op `index`; nothing applied |
 //! | `agents-crash-injected` | `node`, `index`                                  | the fault-injection hook crashed the registry before op `index` |
-//! | `fault`              | `fault` and the fault's own fields                  | the harness applied a fault                        |
+//! | `buggify`            | `site`, `delay_ms` (delay sites)                    | a buggify point fired (see [`crate::buggify`])     |
+//! | `fault`              | `fault` and the fault's own fields; `pid` (the process a process fault resolved) or `skipped` | the harness applied a fault, or had nothing to apply it to |
 //! | `check`              | `invariant`, `result` (`ok` / `violated`), `msg`    | an invariant was evaluated (always-on invariants trace only violations) |
 //! | `note`               | `node` (optional), `msg`                            | a scenario's own remark                            |
 //!

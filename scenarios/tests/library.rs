@@ -348,3 +348,71 @@ fn process_faults_kill_runtime_processes_by_pid_name_and_supervisor_child() {
     let again = Sim::new(3).plan(plan).run(&Supervised).unwrap();
     assert_eq!(again.hash(), report.hash());
 }
+
+/// Buggify is off unless asked for: a run with `Sim::buggify(false)` is the default run, hash
+/// for hash. Turned on (by the builder, or by `buggify = true` in a plan file), the runtime's
+/// sites fire in some seeds, traced `buggify site=...`, the run stays deterministic, and the
+/// fixed variant still holds. Catches buggify drawing or tracing while off (a changed hash), and
+/// a plan key that is read but not applied.
+#[test]
+fn buggify_fires_only_when_the_run_asks_and_replays() {
+    if !simulated() {
+        return;
+    }
+    use groundhog_scenarios::AmnesiacRestart;
+    let mut fired = std::collections::BTreeSet::new();
+    for seed in 0..12 {
+        let default = Sim::new(seed)
+            .variant("fixed")
+            .run(&AmnesiacRestart)
+            .unwrap();
+        let off = Sim::new(seed)
+            .variant("fixed")
+            .buggify(false)
+            .run(&AmnesiacRestart)
+            .unwrap();
+        assert_eq!(off.hash(), default.hash());
+        assert!(!default.trace.lines.iter().any(|l| l.contains("buggify")));
+        let on = Sim::new(seed)
+            .variant("fixed")
+            .buggify(true)
+            .run(&AmnesiacRestart)
+            .unwrap();
+        assert!(on.outcome.passed(), "seed {seed}: {:?}", on.outcome);
+        assert!(on.plan.buggify);
+        for line in &on.trace.lines {
+            if let Some(site) = line.split("buggify site=").nth(1) {
+                fired.insert(site.split(' ').next().unwrap().to_string());
+            }
+        }
+        let again = Sim::new(seed)
+            .variant("fixed")
+            .buggify(true)
+            .run(&AmnesiacRestart)
+            .unwrap();
+        assert_eq!(again.hash(), on.hash(), "seed {seed} replays");
+    }
+    assert!(fired.contains("call-reply-delay"), "{fired:?}");
+    // The plan file key: the generated plan written with `buggify = true` replays the run.
+    let on = Sim::new(5)
+        .variant("fixed")
+        .buggify(true)
+        .run(&AmnesiacRestart)
+        .unwrap();
+    let text = on.plan.to_toml().unwrap();
+    assert!(
+        text.starts_with("quiet_at_ms = 2400\nbuggify = true\n"),
+        "{text}"
+    );
+    let dir = std::env::temp_dir().join(format!("groundhog-buggify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, text).unwrap();
+    let from_file = Sim::new(5)
+        .variant("fixed")
+        .plan_file(&path)
+        .run(&AmnesiacRestart)
+        .unwrap();
+    assert_eq!(from_file.hash(), on.hash());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

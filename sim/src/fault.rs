@@ -473,6 +473,10 @@ pub struct TimedFault {
 pub struct FaultPlan {
     /// Faults stop here: the harness heals everything and the quiet phase begins.
     pub quiet_at_ms: u64,
+    /// Buggify points fire in this run (`buggify = true`; off when absent). See
+    /// `groundhog_runtime::buggify`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub buggify: bool,
     /// The base network for this plan, replacing the scenario's (restored at the quiet phase).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<PlanNet>,
@@ -769,6 +773,7 @@ impl FaultPlan {
     pub fn quiet(quiet_at_ms: u64) -> Self {
         FaultPlan {
             quiet_at_ms,
+            buggify: false,
             net: None,
             swarm: None,
             faults: Vec::new(),
@@ -779,6 +784,7 @@ impl FaultPlan {
     pub fn timed(quiet_at_ms: u64, faults: impl IntoIterator<Item = (u64, Fault)>) -> Self {
         FaultPlan {
             quiet_at_ms,
+            buggify: false,
             net: None,
             swarm: None,
             faults: faults
@@ -853,7 +859,7 @@ impl FaultPlan {
                 .map(|i| format!(" (line {})", i + 1))
                 .unwrap_or_default();
             return Err(format!(
-                "unknown key `{path}`{line}; a plan has `quiet_at_ms`, `[net]` (loss, min_ms, \
+                "unknown key `{path}`{line}; a plan has `quiet_at_ms`, `buggify`, `[net]` (loss, min_ms, \
                  max_ms), `[swarm]` (kinds, episodes, durations, overlap) and `[[fault]]` tables \
                  (at_ms, fault and the fault's own fields)"
             ));
@@ -1081,6 +1087,7 @@ impl FaultPlan {
         faults.sort_by_key(|f| f.at_ms);
         FaultPlan {
             quiet_at_ms: window,
+            buggify: false,
             net: None,
             swarm: Some(swarm),
             faults,
@@ -1352,6 +1359,7 @@ mod tests {
     fn validation_names_the_fault_and_the_node() {
         let plan = FaultPlan {
             quiet_at_ms: 100,
+            buggify: false,
             net: None,
             swarm: None,
             faults: vec![TimedFault {

@@ -133,6 +133,7 @@ pub struct Sim {
     net: Option<NetConfig>,
     time_limit: Option<Duration>,
     keep_trace: bool,
+    buggify: Option<bool>,
 }
 
 impl Sim {
@@ -149,6 +150,7 @@ impl Sim {
             net: None,
             time_limit: None,
             keep_trace: true,
+            buggify: None,
         }
     }
 
@@ -214,6 +216,12 @@ impl Sim {
         self
     }
 
+    /// Turns buggify points on or off for this run, whatever the scenario or plan says.
+    pub fn buggify(mut self, on: bool) -> Self {
+        self.buggify = Some(on);
+        self
+    }
+
     /// Whether the report keeps every trace line (the hash and counts are always kept).
     pub fn keep_trace(mut self, keep: bool) -> Self {
         self.keep_trace = keep;
@@ -260,6 +268,9 @@ impl Sim {
         }
         if self.net.is_some() || self.time_limit.is_some() {
             flags += " (plus the Sim builder's network and time-limit settings)";
+        }
+        if self.buggify.is_some() {
+            flags += " (plus the Sim builder's buggify setting)";
         }
         flags
     }
@@ -317,7 +328,7 @@ impl Sim {
             ));
         }
         let net = self.net.clone().unwrap_or(setup.net);
-        let (plan, path) = match &self.plan {
+        let (mut plan, path) = match &self.plan {
             PlanSource::Generated => {
                 let mut mix = setup.faults.clone();
                 if let Some(i) = self.intensity {
@@ -335,7 +346,9 @@ impl Sim {
                     mix.durations = Some(d);
                 }
                 mix.check().map_err(HarnessError::BadInput)?;
-                (FaultPlan::generate(self.seed, nodes, &mix, &net), None)
+                let mut plan = FaultPlan::generate(self.seed, nodes, &mix, &net);
+                plan.buggify = setup.buggify;
+                (plan, None)
             }
             PlanSource::File(p) => (FaultPlan::load(p)?, Some(p.display().to_string())),
             PlanSource::Given(plan) => (plan.clone(), None),
@@ -346,6 +359,9 @@ impl Sim {
             settle_ms: millis(setup.settle),
         };
         plan.validate(limits, path.as_deref())?;
+        if let Some(on) = self.buggify {
+            plan.buggify = on;
+        }
         Ok(plan)
     }
 
@@ -374,6 +390,10 @@ impl Sim {
             catch_unwind(AssertUnwindSafe(|| {
                 world.block_on(async {
                     let control = Control::current().expect("inside a simulated world");
+                    if plan.buggify {
+                        groundhog_runtime::buggify::enable(self.seed);
+                        event!("note", msg = "buggify on");
+                    }
                     let ctx = Ctx {
                         seed: self.seed,
                         variant: variant.clone(),
