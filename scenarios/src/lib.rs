@@ -32,10 +32,13 @@
 //!   detection, and a restarted primary must not lead again (needs swarm plans' long episodes).
 //! - `amnesiac-restart` (`amnesiac_restart.rs`): a supervised store killed by the plan restarts
 //!   empty; acknowledged writes must survive it (needs faults aimed at processes).
+//! - `impatient-lookup` (`impatient_lookup.rs`): a client that looks a restarted worker up once
+//!   gives up when the restart comes late (needs buggify, no fault plan).
 
 mod amnesiac_restart;
 mod blocking_call;
 mod failover;
+mod impatient_lookup;
 mod leaked_timer;
 mod lost_update;
 mod monitor_race;
@@ -50,6 +53,7 @@ mod wire;
 pub use amnesiac_restart::AmnesiacRestart;
 pub use blocking_call::BlockingCall;
 pub use failover::Failover;
+pub use impatient_lookup::ImpatientLookup;
 pub use leaked_timer::LeakedTimer;
 pub use lost_update::LostUpdate;
 pub use monitor_race::MonitorRace;
@@ -75,4 +79,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(SplitRegistry)
         .with(Failover)
         .with(AmnesiacRestart)
+        .with(ImpatientLookup)
 }

@@ -146,3 +146,33 @@ fn amnesiac_restart_is_caught_only_by_faults_aimed_at_processes() {
         .seeds(0..60)
         .run();
 }
+
+/// `impatient-lookup` is caught only with buggify on: its runs have no fault plan, and only the
+/// runtime's `supervisor-restart-delay` site makes a restart slow enough for the flawed client
+/// to give up. Catches buggify never firing when the scenario turns it on, and a flawed client
+/// that waits as long as the fixed one.
+#[test]
+fn impatient_lookup_is_caught_only_with_buggify() {
+    if !simulated() {
+        return;
+    }
+    use groundhog_scenarios::ImpatientLookup;
+    let first = Check::new(&ImpatientLookup)
+        .variant("flawed")
+        .seeds(0..30)
+        .expect_failure();
+    assert!(
+        first.summary.contains("invariant=all-jobs-done"),
+        "{}",
+        first.summary
+    );
+    Check::new(&ImpatientLookup)
+        .variant("flawed")
+        .seeds(0..100)
+        .sim(|s| s.buggify(false))
+        .run();
+    Check::new(&ImpatientLookup)
+        .variant("fixed")
+        .seeds(0..60)
+        .run();
+}
