@@ -47,6 +47,7 @@ pub fn plan(nodes: u32, window_ms: u64, max_faults: usize) -> impl Strategy<Valu
             v.sort_by_key(|(at, _)| *at);
             FaultPlan {
                 quiet_at_ms: window_ms,
+                buggify: false,
                 net: None,
                 swarm: None,
                 faults: v

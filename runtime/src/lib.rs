@@ -11,6 +11,7 @@
 //! - Supervision: [`supervisor`] (static, dynamic and task supervisors).
 //! - [`agents`]: the agent registry (indexes, paged reads off the writer's path, atomic
 //!   transactions).
+//! - [`buggify`]: two-level buggify points (`buggify!("site")`), on only when a simulation asks.
 //! - [`agent_monitor`]: one supervised monitor per agent, reporting its health exactly once dead.
 //! - Distribution: frames and codec in [`wire`], per-peer reliable sessions in `session.rs`,
 //!   the network tasks in `net.rs`.
@@ -48,6 +49,7 @@ pub mod trace;
 mod actor;
 pub mod agent_monitor;
 pub mod agents;
+pub mod buggify;
 mod error;
 mod mailbox;
 mod net;

@@ -24,6 +24,7 @@ mod names;
 mod remote;
 mod spawn;
 mod timers;
+mod world;
 
 pub(crate) use spawn::panic_message;
 pub use spawn::SpawnOpts;
@@ -148,6 +149,8 @@ pub(crate) struct State {
     pub(crate) name_keeper: Option<Pid>,
     /// This node's cluster registry replica, once started.
     pub(crate) cluster_registry: Option<crate::registry::cluster::Replica>,
+    /// Supervisors' running children, `(supervisor, child id) -> pid` (`node/world.rs`).
+    pub(crate) supervised: BTreeMap<(Pid, String), Pid>,
 }
 
 impl State {
@@ -224,13 +227,16 @@ impl Node {
             names: BTreeMap::new(),
             name_keeper: None,
             cluster_registry: None,
+            supervised: BTreeMap::new(),
         };
-        Node {
+        let node = Node {
             shared: Arc::new(Shared {
                 config,
                 state: Mutex::new(state),
             }),
-        }
+        };
+        node.join_world();
+        node
     }
 
     /// Starts a node; with `config.listen` set it binds there and starts talking to its peers.

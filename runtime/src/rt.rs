@@ -62,6 +62,8 @@ pub enum Stream {
     Faults,
     /// Anything a scenario wants that must not disturb the two above.
     Extra(u32),
+    /// Buggify's draws (each site its own generator from this stream; see `buggify.rs`).
+    Buggify,
 }
 
 impl Stream {
@@ -70,6 +72,7 @@ impl Stream {
             Stream::Workload => 1,
             Stream::Faults => 2,
             Stream::Extra(n) => 1_000 + u64::from(n),
+            Stream::Buggify => 3,
         }
     }
 }
@@ -234,7 +237,7 @@ fn latency_range(net: &NetConfig) -> Range<Duration> {
     start..net.latency.end.max(start + Duration::from_nanos(1))
 }
 
-pub use backend::{elapsed, run_test, spawn, task_count, Control, SimNode, World};
+pub use backend::{elapsed, run_test, spawn, task_count, world_state, Control, SimNode, World};
 
 #[cfg(madsim)]
 mod backend {
@@ -318,6 +321,31 @@ mod backend {
         task
     }
 
+    /// Per-world state of runtime modules (the runtime nodes a harness can reach, buggify's
+    /// draws), one value per type, kept inside the world like [`Leftovers`]: never a static.
+    /// Draws nothing from the world's randomness.
+    struct Locals(
+        Mutex<std::collections::BTreeMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
+    );
+
+    impl Simulator for Locals {
+        fn new(_rand: &GlobalRng, _time: &TimeHandle, _config: &madsim::Config) -> Self {
+            Locals(Mutex::default())
+        }
+    }
+
+    /// The current world's value of `T` (created with `T::default()` on first use); `None`
+    /// outside a simulated world and in the real build.
+    pub fn world_state<T: Default + Send + Sync + 'static>() -> Option<Arc<T>> {
+        Handle::try_current().ok()?;
+        let locals = plugin::simulator::<Locals>();
+        let any = lock(&locals.0)
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        any.downcast::<T>().ok()
+    }
+
     /// One simulated world: a fresh deterministic runtime for one seed. Dropping it frees every
     /// task still pending in it.
     pub struct World {
@@ -346,6 +374,7 @@ mod backend {
             let runtime = Runtime::with_seed_and_config(seed, config);
             // Draws nothing from the world's randomness, so schedules are unchanged.
             runtime.add_simulator::<Leftovers>();
+            runtime.add_simulator::<Locals>();
             World {
                 runtime,
                 leftovers: OnceLock::new(),
@@ -536,6 +565,11 @@ mod backend {
 
     /// Not counted in the real build.
     pub fn task_count() -> Option<usize> {
+        None
+    }
+
+    /// There is no simulated world in the real build.
+    pub fn world_state<T: Default + Send + Sync + 'static>() -> Option<std::sync::Arc<T>> {
         None
     }
 

@@ -42,13 +42,19 @@
 //! Fault classes of their own:
 //! - `failover` (`failover.rs`): a backup takes over after a primary outage longer than failure
 //!   detection, and a restarted primary must not lead again (needs swarm plans' long episodes).
+//! - `amnesiac-restart` (`amnesiac_restart.rs`): a supervised store killed by the plan restarts
+//!   empty; acknowledged writes must survive it (needs faults aimed at processes).
+//! - `impatient-lookup` (`impatient_lookup.rs`): a client that looks a restarted worker up once
+//!   gives up when the restart comes late (needs buggify, no fault plan).
 
+mod amnesiac_restart;
 mod blocking_call;
 mod circular_start;
 mod config_after_start;
 mod event_fanout;
 mod failover;
 mod flaky_backpressure;
+mod impatient_lookup;
 mod leaked_timer;
 mod lost_update;
 mod monitor_race;
@@ -60,12 +66,14 @@ mod supervisor_limits;
 mod transaction_rollback;
 mod wire;
 
+pub use amnesiac_restart::AmnesiacRestart;
 pub use blocking_call::BlockingCall;
 pub use circular_start::CircularStart;
 pub use config_after_start::ConfigAfterStart;
 pub use event_fanout::EventFanout;
 pub use failover::Failover;
 pub use flaky_backpressure::FlakyBackpressure;
+pub use impatient_lookup::ImpatientLookup;
 pub use leaked_timer::LeakedTimer;
 pub use lost_update::LostUpdate;
 pub use monitor_race::MonitorRace;
@@ -94,4 +102,6 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(CircularStart)
         .with(EventFanout)
         .with(FlakyBackpressure)
+        .with(AmnesiacRestart)
+        .with(ImpatientLookup)
 }

@@ -2,7 +2,8 @@
 //! operations (register, update, set-health, unregister) drawn from the seed; some batches
 //! contain an op that fails (a duplicate register, an update of a missing agent, ...), some are
 //! interrupted by a crash of the registry process before a drawn op (the registry's
-//! fault-injection hook), and the plan kills the writer (`kill-process`) or crashes the node.
+//! fault-injection hook), and the plan kills the writer (`kill-process name=writer`, the runtime
+//! process itself) or crashes the node.
 //! Invariant, checked by a reader every few milliseconds, by the writer after each batch, and
 //! after the quiet phase: the table equals the state before or after each whole batch, never a
 //! state in between; and a failed batch's error names the failing op.
@@ -18,12 +19,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures::channel::oneshot;
 use futures::future::{self, Either};
 use groundhog_runtime::agents::{Agent, AgentRegistry, Config, Health, Op, TxError};
 use groundhog_runtime::rt::{self, ChaCha8Rng, Duration};
-use groundhog_runtime::{Ctx as RtCtx, ExitReason, Node, Pid};
-use groundhog_sim::{BoxFuture, Ctx, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_runtime::{Ctx as RtCtx, ExitReason, Node, Registry};
+use groundhog_sim::{BoxFuture, Ctx, FaultKind, FaultMix, Scenario, Setup, Target, Violation};
 use rand::Rng;
 
 const NODE: u32 = 0;
@@ -85,7 +85,7 @@ impl Scenario for TransactionRollback {
             0.3,
             3_000,
         )
-        .processes(vec![(NODE, "writer".to_string())]);
+        .targets(vec![(NODE, Target::Name("writer".to_string()))]);
         Setup::new(1, faults).seed_budget(20)
     }
 
@@ -241,20 +241,16 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
                     w.after = None;
                     w.arm = None;
                 }
-                let (done_tx, done_rx) = oneshot::channel::<()>();
                 let writer_world = world.clone();
                 let pid = rt_node.spawn("writer", move |ctx: RtCtx<()>| async move {
                     writer(ctx, reg, writer_world, flawed).await;
-                    let _ = done_tx.send(());
                     ExitReason::Normal
                 });
-                // The plan's `kill-process writer` aborts this task; dropping it kills the
-                // writer process wherever it is, in the middle of a batch or not.
-                let guard = KillOnDrop { node: rt_node, pid };
-                node.spawn_process("writer", async move {
-                    let _guard = guard;
-                    let _ = done_rx.await;
-                });
+                // The plan's `kill-process name=writer` kills this process wherever it is, in
+                // the middle of a batch or not.
+                Registry::local(&rt_node)
+                    .register("writer", pid)
+                    .expect("a fresh node has no `writer`");
             }
         });
     }
@@ -285,17 +281,6 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
         check_table(&w).is_ok(),
         || check_table(&w).unwrap_err(),
     )
-}
-
-struct KillOnDrop {
-    node: Node,
-    pid: Pid,
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        self.node.exit(self.pid, self.pid, ExitReason::Kill);
-    }
 }
 
 async fn writer(ctx: RtCtx<()>, reg: AgentRegistry, world: Shared, flawed: bool) {

@@ -101,3 +101,78 @@ fn a_sweep_counts_coverage_points_and_check_fails_on_a_point_never_hit() {
     );
     assert!(!message.contains("`reached`"), "{message}");
 }
+
+/// `amnesiac-restart` is caught only with faults aimed at processes: without `kill-process` and
+/// `exit-process` the store is never restarted (the coverage point says so) and every seed
+/// passes; with them the first seeds fail. Catches a store that keeps state across restarts in
+/// the flawed variant, and a `kill-process` that misses the supervisor's child.
+#[test]
+fn amnesiac_restart_is_caught_only_by_faults_aimed_at_processes() {
+    if !simulated() {
+        return;
+    }
+    use groundhog_scenarios::AmnesiacRestart;
+    use groundhog_sim::FaultKind;
+    let first = Check::new(&AmnesiacRestart)
+        .variant("flawed")
+        .seeds(0..20)
+        .expect_failure();
+    assert!(
+        first.summary.contains("invariant=acknowledged-writes-kept"),
+        "{}",
+        first.summary
+    );
+    let off = vec![
+        FaultKind::Partition,
+        FaultKind::SetLoss,
+        FaultKind::SetLatency,
+        FaultKind::PauseNode,
+        FaultKind::CrashNode,
+    ];
+    let without = std::panic::catch_unwind(|| {
+        Check::new(&AmnesiacRestart)
+            .variant("flawed")
+            .seeds(0..100)
+            .sim(|s| s.faults(off.clone()))
+            .run()
+    });
+    let message = *without.unwrap_err().downcast::<String>().unwrap();
+    assert_eq!(
+        message,
+        "1 problem(s):\ncoverage point `store-restarted` of amnesiac-restart flawed was never hit in seeds 0..100"
+    );
+    Check::new(&AmnesiacRestart)
+        .variant("fixed")
+        .seeds(0..60)
+        .run();
+}
+
+/// `impatient-lookup` is caught only with buggify on: its runs have no fault plan, and only the
+/// runtime's `supervisor-restart-delay` site makes a restart slow enough for the flawed client
+/// to give up. Catches buggify never firing when the scenario turns it on, and a flawed client
+/// that waits as long as the fixed one.
+#[test]
+fn impatient_lookup_is_caught_only_with_buggify() {
+    if !simulated() {
+        return;
+    }
+    use groundhog_scenarios::ImpatientLookup;
+    let first = Check::new(&ImpatientLookup)
+        .variant("flawed")
+        .seeds(0..30)
+        .expect_failure();
+    assert!(
+        first.summary.contains("invariant=all-jobs-done"),
+        "{}",
+        first.summary
+    );
+    Check::new(&ImpatientLookup)
+        .variant("flawed")
+        .seeds(0..100)
+        .sim(|s| s.buggify(false))
+        .run();
+    Check::new(&ImpatientLookup)
+        .variant("fixed")
+        .seeds(0..60)
+        .run();
+}

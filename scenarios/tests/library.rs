@@ -132,7 +132,7 @@ fn kill_process_kills_the_named_task_and_traces_it() {
             500,
             groundhog_sim::Fault::KillProcess {
                 node: 0,
-                process: "worker".into(),
+                target: groundhog_sim::Target::Task("worker".into()),
             },
         )],
     );
@@ -163,4 +163,256 @@ fn a_run_past_its_time_limit_fails_instead_of_hanging() {
         report.outcome
     );
     assert!(report.repro().ends_with("--variant hangs --seed 1"));
+}
+
+/// A test-only scenario: node 0 runs a supervisor registered as `top` with a permanent child
+/// `cache`, and a process registered as `watcher` that traps exits and notes each one.
+struct Supervised;
+
+impl groundhog_sim::Scenario for Supervised {
+    fn name(&self) -> &'static str {
+        "supervised"
+    }
+    fn about(&self) -> &'static str {
+        "test only: a supervisor, its child and a trapping process, for process faults"
+    }
+    fn variants(&self) -> &'static [&'static str] {
+        &["only"]
+    }
+    fn setup(&self) -> groundhog_sim::Setup {
+        groundhog_sim::Setup::new(1, groundhog_sim::FaultMix::new(Vec::new(), 0.0, 1_000))
+    }
+    fn run(
+        &self,
+        ctx: groundhog_sim::Ctx,
+    ) -> groundhog_sim::BoxFuture<Result<(), groundhog_sim::Violation>> {
+        use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
+        use groundhog_runtime::{
+            event, Ctx as RtCtx, Event, ExitReason, Node, Registry, SpawnOpts,
+        };
+        Box::pin(async move {
+            ctx.start_node(0, |node| async move {
+                let rt_node = Node::local(0, node.incarnation());
+                let cache = ChildSpec::new("cache", |node: Node, sup| async move {
+                    let opts = SpawnOpts::named("cache").link(sup);
+                    Ok(node.spawn_opts(opts, |mut ctx: RtCtx<()>| async move {
+                        loop {
+                            ctx.recv().await;
+                        }
+                    }))
+                });
+                let spec = Spec::new(Strategy::OneForOne).child(cache);
+                let top = supervisor::start(&rt_node, "top", None, spec)
+                    .await
+                    .unwrap();
+                let names = Registry::local(&rt_node);
+                names.register("top", top).unwrap();
+                let opts = SpawnOpts::named("watcher").trap_exit();
+                let watcher = rt_node.spawn_opts(opts, |mut ctx: RtCtx<()>| async move {
+                    loop {
+                        if let Event::Exit { reason, .. } = ctx.recv().await {
+                            let msg = format!("watcher trapped {reason}");
+                            event!("note", node = 0u32, msg = msg.as_str());
+                        }
+                    }
+                    #[allow(unreachable_code)]
+                    ExitReason::Normal
+                });
+                names.register("watcher", watcher).unwrap();
+            });
+            ctx.quiesce().await;
+            Ok(())
+        })
+    }
+}
+
+/// `kill-process` and `exit-process` act on the runtime process itself: a supervisor's child
+/// killed by id is restarted, a trapping process gets `exit-process`'s reason as a message and
+/// dies of `kill-process`, a missing target is skipped and traced, and killing the supervisor
+/// by pid takes its child with it (links). Catches: resolving the child from a stale table
+/// (no restart line for the new pid), killing without a signal (no `signal` / `down` lines),
+/// or sending exit-process as an untrappable kill.
+#[test]
+fn process_faults_kill_runtime_processes_by_pid_name_and_supervisor_child() {
+    if !simulated() {
+        return;
+    }
+    use groundhog_sim::{Fault, FaultPlan, Target};
+    let child = || Target::Child {
+        supervisor: "top".into(),
+        child: "cache".into(),
+    };
+    let plan = FaultPlan::timed(
+        900,
+        [
+            (
+                100,
+                Fault::KillProcess {
+                    node: 0,
+                    target: child(),
+                },
+            ),
+            (
+                200,
+                Fault::KillProcess {
+                    node: 0,
+                    target: child(),
+                },
+            ),
+            (
+                300,
+                Fault::ExitProcess {
+                    node: 0,
+                    target: Target::Name("watcher".into()),
+                    reason: "shutdown".into(),
+                },
+            ),
+            (
+                400,
+                Fault::KillProcess {
+                    node: 0,
+                    target: Target::Name("watcher".into()),
+                },
+            ),
+            (
+                500,
+                Fault::KillProcess {
+                    node: 0,
+                    target: Target::Name("watcher".into()),
+                },
+            ),
+            (
+                600,
+                Fault::KillProcess {
+                    node: 0,
+                    target: Target::Pid(1),
+                },
+            ),
+            (
+                700,
+                Fault::KillProcess {
+                    node: 0,
+                    target: child(),
+                },
+            ),
+        ],
+    );
+    let report = Sim::new(3).plan(plan.clone()).run(&Supervised).unwrap();
+    assert!(report.outcome.passed(), "{:?}", report.outcome);
+    let lines: Vec<&str> = report
+        .trace
+        .lines
+        .iter()
+        .map(|l| l.split_once(' ').unwrap().1)
+        .collect();
+    let has = |s: &str| lines.iter().any(|l| l.contains(s));
+    let count = |s: &str| lines.iter().filter(|l| l.contains(s)).count();
+    // The supervisor is <0.1.1>; its child was <0.1.2>, then the two restarts.
+    assert!(
+        has("fault fault=\"kill-process node=0 supervisor=top child=cache\" pid=<0.1.2>"),
+        "{lines:#?}"
+    );
+    assert!(has(
+        "n0 signal from=<0.1.2> to=<0.1.2> reason=kill effect=killed"
+    ));
+    assert!(has("n0 exit pid=<0.1.2> name=cache reason=killed"));
+    assert_eq!(count("n0 restart sup=<0.1.1> child=cache reason=killed"), 2);
+    let second = lines
+        .iter()
+        .find(|l| {
+            l.contains("fault fault=\"kill-process node=0 supervisor=top child=cache\" pid=")
+                && !l.contains("<0.1.2>")
+        })
+        .expect("the second kill hits the restarted child");
+    assert!(!second.contains("skipped"), "{second}");
+    assert!(
+        has("n0 note msg=\"watcher trapped shutdown\""),
+        "{lines:#?}"
+    );
+    assert!(has("n0 exit pid=<0.1.4> name=watcher reason=killed"));
+    assert!(has(
+        "n0 down watcher=<0.1.3> pid=<0.1.4> reference=#0.1.4 reason=killed"
+    ));
+    assert!(has(
+        "fault fault=\"kill-process node=0 name=watcher\" skipped=no-such-name"
+    ));
+    // The supervisor killed by pid: it dies `killed`, its child with it over the link.
+    assert!(has("n0 exit pid=<0.1.1> name=top reason=killed"));
+    assert!(has(
+        "n0 signal from=<0.1.1> to=<0.1.6> reason=killed effect=killed"
+    ));
+    assert!(has(
+        "fault fault=\"kill-process node=0 supervisor=top child=cache\" skipped=no-such-supervisor"
+    ));
+    // Replays the same.
+    let again = Sim::new(3).plan(plan).run(&Supervised).unwrap();
+    assert_eq!(again.hash(), report.hash());
+}
+
+/// Buggify is off unless asked for: a run with `Sim::buggify(false)` is the default run, hash
+/// for hash. Turned on (by the builder, or by `buggify = true` in a plan file), the runtime's
+/// sites fire in some seeds, traced `buggify site=...`, the run stays deterministic, and the
+/// fixed variant still holds. Catches buggify drawing or tracing while off (a changed hash), and
+/// a plan key that is read but not applied.
+#[test]
+fn buggify_fires_only_when_the_run_asks_and_replays() {
+    if !simulated() {
+        return;
+    }
+    use groundhog_scenarios::AmnesiacRestart;
+    let mut fired = std::collections::BTreeSet::new();
+    for seed in 0..12 {
+        let default = Sim::new(seed)
+            .variant("fixed")
+            .run(&AmnesiacRestart)
+            .unwrap();
+        let off = Sim::new(seed)
+            .variant("fixed")
+            .buggify(false)
+            .run(&AmnesiacRestart)
+            .unwrap();
+        assert_eq!(off.hash(), default.hash());
+        assert!(!default.trace.lines.iter().any(|l| l.contains("buggify")));
+        let on = Sim::new(seed)
+            .variant("fixed")
+            .buggify(true)
+            .run(&AmnesiacRestart)
+            .unwrap();
+        assert!(on.outcome.passed(), "seed {seed}: {:?}", on.outcome);
+        assert!(on.plan.buggify);
+        for line in &on.trace.lines {
+            if let Some(site) = line.split("buggify site=").nth(1) {
+                fired.insert(site.split(' ').next().unwrap().to_string());
+            }
+        }
+        let again = Sim::new(seed)
+            .variant("fixed")
+            .buggify(true)
+            .run(&AmnesiacRestart)
+            .unwrap();
+        assert_eq!(again.hash(), on.hash(), "seed {seed} replays");
+    }
+    assert!(fired.contains("call-reply-delay"), "{fired:?}");
+    // The plan file key: the generated plan written with `buggify = true` replays the run.
+    let on = Sim::new(5)
+        .variant("fixed")
+        .buggify(true)
+        .run(&AmnesiacRestart)
+        .unwrap();
+    let text = on.plan.to_toml().unwrap();
+    assert!(
+        text.starts_with("quiet_at_ms = 2400\nbuggify = true\n"),
+        "{text}"
+    );
+    let dir = std::env::temp_dir().join(format!("groundhog-buggify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, text).unwrap();
+    let from_file = Sim::new(5)
+        .variant("fixed")
+        .plan_file(&path)
+        .run(&AmnesiacRestart)
+        .unwrap();
+    assert_eq!(from_file.hash(), on.hash());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,7 +1,8 @@
 //! The fault vocabulary and fault plans.
 //!
 //! One set of names everywhere (API, plan files, traces, CLI, docs): `crash-node`,
-//! `restart-node`, `pause-node`, `resume-node`, `kill-process`, `partition`, `heal`, `clog-link`,
+//! `restart-node`, `pause-node`, `resume-node`, `kill-process`, `exit-process`, `partition`,
+//! `heal`, `clog-link`,
 //! `unclog-link`, `set-loss`, `set-latency`.
 //!
 //! A plan is data: hand-written in TOML or JSON, or generated from a seed. Every plan ends with a
@@ -27,6 +28,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use groundhog_runtime::rt::{self, Stream};
+use groundhog_runtime::ExitReason;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -46,10 +48,21 @@ pub enum Fault {
     ResumeNode {
         node: u32,
     },
-    /// Kills the task a scenario registered under `process` on `node`.
+    /// Kills a process on `node`: a runtime process (by pid, registered name or supervisor
+    /// child) gets an untrappable `Kill` and exits `Killed`; a harness task is aborted.
     KillProcess {
         node: u32,
-        process: String,
+        #[serde(flatten)]
+        target: Target,
+    },
+    /// Sends a runtime process on `node` an exit signal with `reason` (`normal`, `shutdown`,
+    /// `kill`, or any other text for `Error(text)`), as another process's `exit` would: a
+    /// trapping process receives it as a message, `normal` is ignored unless trapped.
+    ExitProcess {
+        node: u32,
+        #[serde(flatten)]
+        target: Target,
+        reason: String,
     },
     /// Only nodes in the same group can talk; nodes in no group are cut off from all.
     Partition {
@@ -83,6 +96,7 @@ pub enum FaultKind {
     PauseNode,
     ResumeNode,
     KillProcess,
+    ExitProcess,
     Partition,
     Heal,
     ClogLink,
@@ -92,12 +106,13 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::CrashNode,
         FaultKind::RestartNode,
         FaultKind::PauseNode,
         FaultKind::ResumeNode,
         FaultKind::KillProcess,
+        FaultKind::ExitProcess,
         FaultKind::Partition,
         FaultKind::Heal,
         FaultKind::ClogLink,
@@ -113,6 +128,7 @@ impl FaultKind {
             FaultKind::PauseNode => "pause-node",
             FaultKind::ResumeNode => "resume-node",
             FaultKind::KillProcess => "kill-process",
+            FaultKind::ExitProcess => "exit-process",
             FaultKind::Partition => "partition",
             FaultKind::Heal => "heal",
             FaultKind::ClogLink => "clog-link",
@@ -151,6 +167,7 @@ impl Fault {
             Fault::PauseNode { .. } => FaultKind::PauseNode,
             Fault::ResumeNode { .. } => FaultKind::ResumeNode,
             Fault::KillProcess { .. } => FaultKind::KillProcess,
+            Fault::ExitProcess { .. } => FaultKind::ExitProcess,
             Fault::Partition { .. } => FaultKind::Partition,
             Fault::Heal => FaultKind::Heal,
             Fault::ClogLink { .. } => FaultKind::ClogLink,
@@ -166,7 +183,8 @@ impl Fault {
             | Fault::RestartNode { node }
             | Fault::PauseNode { node }
             | Fault::ResumeNode { node }
-            | Fault::KillProcess { node, .. } => vec![*node],
+            | Fault::KillProcess { node, .. }
+            | Fault::ExitProcess { node, .. } => vec![*node],
             Fault::Partition { groups } => groups.iter().flatten().copied().collect(),
             Fault::ClogLink { from, to } | Fault::UnclogLink { from, to } => vec![*from, *to],
             Fault::Heal | Fault::SetLoss { .. } | Fault::SetLatency { .. } => vec![],
@@ -194,6 +212,23 @@ impl Fault {
                 }
                 if groups.len() < 2 && len == nodes as usize {
                     return Err("partition splits nothing: one group holds every node".into());
+                }
+            }
+            Fault::KillProcess { target, .. } => target.validate()?,
+            Fault::ExitProcess { target, reason, .. } => {
+                target.validate()?;
+                if let Target::Task(_) = target {
+                    return Err("exit-process needs a runtime process (`pid`, `name`, or \
+                         `supervisor` with `child`); a harness task (`process`) can only be \
+                         killed, with kill-process"
+                        .into());
+                }
+                if reason.trim().is_empty() {
+                    return Err(
+                        "exit-process has an empty `reason` (normal, shutdown, kill, \
+                         or the text of an error)"
+                            .into(),
+                    );
                 }
             }
             Fault::SetLoss { rate } if !(0.0..=1.0).contains(rate) => {
@@ -247,7 +282,18 @@ impl fmt::Display for Fault {
             | Fault::RestartNode { node }
             | Fault::PauseNode { node }
             | Fault::ResumeNode { node } => write!(f, " node={node}"),
-            Fault::KillProcess { node, process } => write!(f, " node={node} process={process}"),
+            Fault::KillProcess { node, target } => write!(f, " node={node} {target}"),
+            Fault::ExitProcess {
+                node,
+                target,
+                reason,
+            } => {
+                write!(f, " node={node} {target} reason=")?;
+                match exit_reason(reason) {
+                    ExitReason::Error(text) => write!(f, "{text:?}"),
+                    known => write!(f, "{known}"),
+                }
+            }
             Fault::Partition { groups } => write!(f, " groups={groups:?}"),
             Fault::ClogLink { from, to } | Fault::UnclogLink { from, to } => {
                 write!(f, " from={from} to={to}")
@@ -256,6 +302,161 @@ impl fmt::Display for Fault {
             Fault::SetLatency { min_ms, max_ms } => write!(f, " min_ms={min_ms} max_ms={max_ms}"),
             Fault::Heal => Ok(()),
         }
+    }
+}
+
+/// The process a `kill-process` or `exit-process` acts on, on the fault's node. In a plan file
+/// exactly one of `process`, `pid`, `name`, or `supervisor` with `child`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "RawTarget", into = "RawTarget")]
+pub enum Target {
+    /// A harness task started with `NodeCtx::spawn_process` under this name (`process = "..."`).
+    Task(String),
+    /// The runtime process with this per-node id in the node's current incarnation
+    /// (`pid = 7`: the `7` of `<node.incarnation.7>`).
+    Pid(u64),
+    /// The runtime process registered under this name in the node's local registry
+    /// (`name = "..."`).
+    Name(String),
+    /// The running child with spec id `child` of the supervisor registered locally as
+    /// `supervisor` (`supervisor = "...", child = "..."`).
+    Child { supervisor: String, child: String },
+}
+
+/// A target as a plan file spells it: optional keys, exactly one target among them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RawTarget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    process: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pid: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    supervisor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    child: Option<String>,
+}
+
+impl TryFrom<RawTarget> for Target {
+    type Error = String;
+
+    fn try_from(raw: RawTarget) -> Result<Target, String> {
+        let target = match raw {
+            RawTarget {
+                process: Some(p),
+                pid: None,
+                name: None,
+                supervisor: None,
+                child: None,
+            } => Target::Task(p),
+            RawTarget {
+                process: None,
+                pid: Some(id),
+                name: None,
+                supervisor: None,
+                child: None,
+            } => Target::Pid(id),
+            RawTarget {
+                process: None,
+                pid: None,
+                name: Some(n),
+                supervisor: None,
+                child: None,
+            } => Target::Name(n),
+            RawTarget {
+                process: None,
+                pid: None,
+                name: None,
+                supervisor: Some(supervisor),
+                child: Some(child),
+            } => Target::Child { supervisor, child },
+            RawTarget {
+                supervisor: Some(_),
+                child: None,
+                ..
+            }
+            | RawTarget {
+                supervisor: None,
+                child: Some(_),
+                ..
+            } => {
+                return Err("a supervisor's child is named by both `supervisor` and `child`".into())
+            }
+            _ => {
+                return Err(
+                    "a process fault names exactly one target: `process` (a harness \
+                     task), `pid`, `name`, or `supervisor` with `child`"
+                        .into(),
+                )
+            }
+        };
+        Ok(target)
+    }
+}
+
+impl From<Target> for RawTarget {
+    fn from(target: Target) -> RawTarget {
+        match target {
+            Target::Task(p) => RawTarget {
+                process: Some(p),
+                ..RawTarget::default()
+            },
+            Target::Pid(id) => RawTarget {
+                pid: Some(id),
+                ..RawTarget::default()
+            },
+            Target::Name(n) => RawTarget {
+                name: Some(n),
+                ..RawTarget::default()
+            },
+            Target::Child { supervisor, child } => RawTarget {
+                supervisor: Some(supervisor),
+                child: Some(child),
+                ..RawTarget::default()
+            },
+        }
+    }
+}
+
+impl Target {
+    fn validate(&self) -> Result<(), String> {
+        let empty = match self {
+            Target::Task(s) | Target::Name(s) => s.is_empty(),
+            Target::Child { supervisor, child } => supervisor.is_empty() || child.is_empty(),
+            Target::Pid(_) => false,
+        };
+        if empty {
+            return Err(format!(
+                "the process fault's target `{self}` has an empty name"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Target {
+    /// The trace form: the plan file's keys, `key=value`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Task(p) => write!(f, "process={p}"),
+            Target::Pid(id) => write!(f, "pid={id}"),
+            Target::Name(n) => write!(f, "name={n}"),
+            Target::Child { supervisor, child } => {
+                write!(f, "supervisor={supervisor} child={child}")
+            }
+        }
+    }
+}
+
+/// The exit reason an `exit-process` plan's `reason` stands for: `normal`, `shutdown` and
+/// `kill` by name, any other text as `Error(text)`.
+pub fn exit_reason(reason: &str) -> ExitReason {
+    match reason {
+        "normal" => ExitReason::Normal,
+        "shutdown" => ExitReason::Shutdown,
+        "kill" => ExitReason::Kill,
+        other => ExitReason::Error(other.to_string()),
     }
 }
 
@@ -272,6 +473,10 @@ pub struct TimedFault {
 pub struct FaultPlan {
     /// Faults stop here: the harness heals everything and the quiet phase begins.
     pub quiet_at_ms: u64,
+    /// Buggify points fire in this run (`buggify = true`; off when absent). See
+    /// `groundhog_runtime::buggify`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub buggify: bool,
     /// The base network for this plan, replacing the scenario's (restored at the quiet phase).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<PlanNet>,
@@ -456,6 +661,9 @@ pub struct FaultMix {
     pub window_ms: u64,
     /// Named tasks `kill-process` may target, as `(node, name)`.
     pub processes: Vec<(u32, String)>,
+    /// Runtime processes `kill-process` and `exit-process` may target, as `(node, target)`.
+    #[serde(default)]
+    pub targets: Vec<(u32, Target)>,
     /// Named groups of nodes (`primary`, `clients`, ...), for [`FaultMix::aim`].
     #[serde(default)]
     pub roles: Vec<(String, Vec<u32>)>,
@@ -479,6 +687,7 @@ impl FaultMix {
             intensity,
             window_ms,
             processes: Vec::new(),
+            targets: Vec::new(),
             roles: Vec::new(),
             aims: Vec::new(),
             max_down: None,
@@ -489,6 +698,13 @@ impl FaultMix {
     /// Named tasks `kill-process` may target, as `(node, name)`.
     pub fn processes(mut self, processes: Vec<(u32, String)>) -> Self {
         self.processes = processes;
+        self
+    }
+
+    /// Runtime processes (by pid, registered name or supervisor child) `kill-process` and
+    /// `exit-process` may target, as `(node, target)`.
+    pub fn targets(mut self, targets: Vec<(u32, Target)>) -> Self {
+        self.targets = targets;
         self
     }
 
@@ -520,7 +736,7 @@ impl FaultMix {
     }
 
     /// The nodes (below `nodes`) a fault of `kind` may hit, in order.
-    fn targets(&self, kind: FaultKind, nodes: u32) -> Vec<u32> {
+    fn aimed_nodes(&self, kind: FaultKind, nodes: u32) -> Vec<u32> {
         let Some((_, roles)) = self.aims.iter().find(|(k, _)| *k == kind) else {
             return (0..nodes).collect();
         };
@@ -557,6 +773,7 @@ impl FaultPlan {
     pub fn quiet(quiet_at_ms: u64) -> Self {
         FaultPlan {
             quiet_at_ms,
+            buggify: false,
             net: None,
             swarm: None,
             faults: Vec::new(),
@@ -567,6 +784,7 @@ impl FaultPlan {
     pub fn timed(quiet_at_ms: u64, faults: impl IntoIterator<Item = (u64, Fault)>) -> Self {
         FaultPlan {
             quiet_at_ms,
+            buggify: false,
             net: None,
             swarm: None,
             faults: faults
@@ -641,7 +859,7 @@ impl FaultPlan {
                 .map(|i| format!(" (line {})", i + 1))
                 .unwrap_or_default();
             return Err(format!(
-                "unknown key `{path}`{line}; a plan has `quiet_at_ms`, `[net]` (loss, min_ms, \
+                "unknown key `{path}`{line}; a plan has `quiet_at_ms`, `buggify`, `[net]` (loss, min_ms, \
                  max_ms), `[swarm]` (kinds, episodes, durations, overlap) and `[[fault]]` tables \
                  (at_ms, fault and the fault's own fields)"
             ));
@@ -725,7 +943,11 @@ impl FaultPlan {
                         | FaultKind::UnclogLink
                 )
             })
-            .filter(|k| *k != FaultKind::KillProcess || !mix.processes.is_empty())
+            .filter(|k| match k {
+                FaultKind::KillProcess => !mix.processes.is_empty() || !mix.targets.is_empty(),
+                FaultKind::ExitProcess => !mix.targets.is_empty(),
+                _ => true,
+            })
             .collect();
         let window = mix.window_ms.max(1);
         let mut faults = Vec::new();
@@ -751,7 +973,7 @@ impl FaultPlan {
             let end = (start + length).min(window);
             // Sequential episodes leave the system a fortieth of the window between them.
             free_from = end + (window / 40).max(1);
-            let targets = mix.targets(kind, nodes);
+            let targets = mix.aimed_nodes(kind, nodes);
             if targets.is_empty() {
                 continue;
             }
@@ -773,11 +995,28 @@ impl FaultPlan {
                 FaultKind::CrashNode => (Fault::CrashNode { node }, Fault::RestartNode { node }),
                 FaultKind::PauseNode => (Fault::PauseNode { node }, Fault::ResumeNode { node }),
                 FaultKind::KillProcess => {
-                    let (node, process) =
-                        mix.processes[rng.gen_range(0..mix.processes.len())].clone();
+                    // Harness tasks first, so a mix without runtime targets draws as before.
+                    let i = rng.gen_range(0..mix.processes.len() + mix.targets.len());
+                    let (node, target) = match mix.processes.get(i) {
+                        Some((node, name)) => (*node, Target::Task(name.clone())),
+                        None => mix.targets[i - mix.processes.len()].clone(),
+                    };
                     faults.push(TimedFault {
                         at_ms: start,
-                        fault: Fault::KillProcess { node, process },
+                        fault: Fault::KillProcess { node, target },
+                    });
+                    continue;
+                }
+                FaultKind::ExitProcess => {
+                    let (node, target) = mix.targets[rng.gen_range(0..mix.targets.len())].clone();
+                    let reason = EXIT_REASONS[rng.gen_range(0..EXIT_REASONS.len())].to_string();
+                    faults.push(TimedFault {
+                        at_ms: start,
+                        fault: Fault::ExitProcess {
+                            node,
+                            target,
+                            reason,
+                        },
                     });
                     continue;
                 }
@@ -848,12 +1087,17 @@ impl FaultPlan {
         faults.sort_by_key(|f| f.at_ms);
         FaultPlan {
             quiet_at_ms: window,
+            buggify: false,
             net: None,
             swarm: Some(swarm),
             faults,
         }
     }
 }
+
+/// The reasons a generated `exit-process` draws from: every kind of exit a supervisor treats
+/// differently (`normal` and `shutdown` are clean, `kill` is untrappable, the last an error).
+pub const EXIT_REASONS: [&str; 4] = ["normal", "shutdown", "kill", "injected"];
 
 /// The largest plan file read. A hand-written plan is a few kilobytes; a generated one at
 /// intensity 1 on 64 nodes is well under 100 KB.
@@ -941,6 +1185,163 @@ mod tests {
         assert_eq!(round, a);
     }
 
+    /// Every target form reads back as written, the old harness-task form included (plan files
+    /// from before runtime targets still parse and display as they did), and what is not
+    /// exactly one target is refused with a message naming the keys.
+    #[test]
+    fn process_faults_name_one_target_in_plan_files() {
+        let text = r#"
+            quiet_at_ms = 4000
+            [[fault]]
+            at_ms = 1
+            fault = "kill-process"
+            node = 1
+            process = "server"
+            [[fault]]
+            at_ms = 2
+            fault = "kill-process"
+            node = 0
+            pid = 7
+            [[fault]]
+            at_ms = 3
+            fault = "kill-process"
+            node = 2
+            name = "writer"
+            [[fault]]
+            at_ms = 4
+            fault = "kill-process"
+            node = 0
+            supervisor = "top"
+            child = "cache"
+            [[fault]]
+            at_ms = 5
+            fault = "exit-process"
+            node = 0
+            name = "writer"
+            reason = "shutdown"
+            [[fault]]
+            at_ms = 6
+            fault = "exit-process"
+            node = 0
+            supervisor = "top"
+            child = "cache"
+            reason = "disk on fire"
+        "#;
+        let plan = FaultPlan::parse(text, false).unwrap();
+        let shown: Vec<String> = plan.faults.iter().map(|f| f.fault.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "kill-process node=1 process=server",
+                "kill-process node=0 pid=7",
+                "kill-process node=2 name=writer",
+                "kill-process node=0 supervisor=top child=cache",
+                "exit-process node=0 name=writer reason=shutdown",
+                "exit-process node=0 supervisor=top child=cache reason=\"disk on fire\"",
+            ]
+        );
+        assert_eq!(
+            plan.faults[0].fault,
+            Fault::KillProcess {
+                node: 1,
+                target: Target::Task("server".into())
+            }
+        );
+        assert_eq!(
+            FaultPlan::parse(&plan.to_toml().unwrap(), false).unwrap(),
+            plan
+        );
+        let json = serde_json::to_string(&plan).unwrap();
+        assert_eq!(FaultPlan::parse(&json, true).unwrap(), plan);
+        plan.validate(PlanLimits::nodes(3), None).unwrap();
+        assert_eq!(exit_reason("kill"), ExitReason::Kill);
+        assert_eq!(exit_reason("normal"), ExitReason::Normal);
+        assert_eq!(exit_reason("boom"), ExitReason::error("boom"));
+
+        let bad = |fields: &str| {
+            let text = format!("quiet_at_ms = 10\n[[fault]]\nat_ms = 1\nnode = 0\n{fields}\n");
+            let err = FaultPlan::parse(&text, false);
+            match err {
+                Err(e) => e,
+                Ok(plan) => plan
+                    .validate(PlanLimits::nodes(1), None)
+                    .unwrap_err()
+                    .to_string(),
+            }
+        };
+        let two = bad("fault = \"kill-process\"\npid = 1\nname = \"a\"");
+        assert!(two.contains("exactly one target"), "{two}");
+        let none = bad("fault = \"kill-process\"");
+        assert!(none.contains("exactly one target"), "{none}");
+        let half = bad("fault = \"kill-process\"\nsupervisor = \"top\"");
+        assert!(half.contains("both `supervisor` and `child`"), "{half}");
+        let task = bad("fault = \"exit-process\"\nprocess = \"a\"\nreason = \"kill\"");
+        assert!(task.contains("can only be killed"), "{task}");
+        let no_reason = bad("fault = \"exit-process\"\nname = \"a\"");
+        assert!(no_reason.contains("reason"), "{no_reason}");
+        let empty = bad("fault = \"exit-process\"\nname = \"a\"\nreason = \" \"");
+        assert!(empty.contains("empty `reason`"), "{empty}");
+        let typo = bad("fault = \"kill-process\"\nname = \"a\"\nchlid = \"b\"");
+        assert!(typo.contains("unknown key `fault[0].chlid`"), "{typo}");
+    }
+
+    /// Generated process faults hit only the declared targets, and a mix that declares only
+    /// harness tasks draws exactly the plans it drew before runtime targets existed.
+    #[test]
+    fn generated_process_faults_hit_declared_targets() {
+        let base = rt::NetConfig::default();
+        let child = Target::Child {
+            supervisor: "top".into(),
+            child: "cache".into(),
+        };
+        let mix = FaultMix::new(
+            vec![FaultKind::KillProcess, FaultKind::ExitProcess],
+            1.0,
+            4_000,
+        )
+        .targets(vec![(0, Target::Name("writer".into())), (1, child.clone())]);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut reasons = std::collections::BTreeSet::new();
+        for seed in 0..100 {
+            let p = FaultPlan::generate(seed, 2, &mix, &base);
+            p.validate(PlanLimits::nodes(2), None).unwrap();
+            for f in &p.faults {
+                match &f.fault {
+                    Fault::KillProcess { node, target } => {
+                        seen.insert(("kill", *node, target.clone()));
+                    }
+                    Fault::ExitProcess {
+                        node,
+                        target,
+                        reason,
+                    } => {
+                        seen.insert(("exit", *node, target.clone()));
+                        reasons.insert(reason.clone());
+                    }
+                    other => panic!("only process faults were asked for: {other}"),
+                }
+            }
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(seen.contains(&("exit", 1, child)));
+        assert_eq!(reasons.len(), EXIT_REASONS.len(), "{reasons:?}");
+        // Harness tasks only: exit-process has nothing to aim at and is never drawn.
+        let tasks = FaultMix::new(
+            vec![FaultKind::KillProcess, FaultKind::ExitProcess],
+            1.0,
+            4_000,
+        )
+        .processes(vec![(0, "w".into())]);
+        for seed in 0..20 {
+            let p = FaultPlan::generate(seed, 1, &tasks, &base);
+            assert!(p.faults.iter().all(|f| f.fault
+                == Fault::KillProcess {
+                    node: 0,
+                    target: Target::Task("w".into())
+                }));
+        }
+    }
+
     #[test]
     fn unknown_fault_name_is_rejected_with_the_known_ones() {
         let err = toml::from_str::<FaultPlan>(
@@ -958,6 +1359,7 @@ mod tests {
     fn validation_names_the_fault_and_the_node() {
         let plan = FaultPlan {
             quiet_at_ms: 100,
+            buggify: false,
             net: None,
             swarm: None,
             faults: vec![TimedFault {

@@ -5,11 +5,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use groundhog_runtime::event;
 use groundhog_runtime::rt::{self, Control, Duration, NetConfig, World, WorldError};
+use groundhog_runtime::{event, ExitReason, Node, Pid};
 use serde::Serialize;
 
-use crate::fault::{Durations, Fault, FaultKind, FaultPlan, PlanError, PlanLimits};
+use crate::fault::{
+    exit_reason, Durations, Fault, FaultKind, FaultPlan, PlanError, PlanLimits, Target,
+};
 use crate::invariants::Invariants;
 use crate::scenario::{lock, Ctx, Nodes, Processes, Scenario, Violation};
 use crate::trace::{format_time, Recorder, Trace, TraceHash};
@@ -131,6 +133,7 @@ pub struct Sim {
     net: Option<NetConfig>,
     time_limit: Option<Duration>,
     keep_trace: bool,
+    buggify: Option<bool>,
 }
 
 impl Sim {
@@ -147,6 +150,7 @@ impl Sim {
             net: None,
             time_limit: None,
             keep_trace: true,
+            buggify: None,
         }
     }
 
@@ -212,6 +216,12 @@ impl Sim {
         self
     }
 
+    /// Turns buggify points on or off for this run, whatever the scenario or plan says.
+    pub fn buggify(mut self, on: bool) -> Self {
+        self.buggify = Some(on);
+        self
+    }
+
     /// Whether the report keeps every trace line (the hash and counts are always kept).
     pub fn keep_trace(mut self, keep: bool) -> Self {
         self.keep_trace = keep;
@@ -258,6 +268,9 @@ impl Sim {
         }
         if self.net.is_some() || self.time_limit.is_some() {
             flags += " (plus the Sim builder's network and time-limit settings)";
+        }
+        if self.buggify.is_some() {
+            flags += " (plus the Sim builder's buggify setting)";
         }
         flags
     }
@@ -315,7 +328,7 @@ impl Sim {
             ));
         }
         let net = self.net.clone().unwrap_or(setup.net);
-        let (plan, path) = match &self.plan {
+        let (mut plan, path) = match &self.plan {
             PlanSource::Generated => {
                 let mut mix = setup.faults.clone();
                 if let Some(i) = self.intensity {
@@ -333,7 +346,9 @@ impl Sim {
                     mix.durations = Some(d);
                 }
                 mix.check().map_err(HarnessError::BadInput)?;
-                (FaultPlan::generate(self.seed, nodes, &mix, &net), None)
+                let mut plan = FaultPlan::generate(self.seed, nodes, &mix, &net);
+                plan.buggify = setup.buggify;
+                (plan, None)
             }
             PlanSource::File(p) => (FaultPlan::load(p)?, Some(p.display().to_string())),
             PlanSource::Given(plan) => (plan.clone(), None),
@@ -344,6 +359,9 @@ impl Sim {
             settle_ms: millis(setup.settle),
         };
         plan.validate(limits, path.as_deref())?;
+        if let Some(on) = self.buggify {
+            plan.buggify = on;
+        }
         Ok(plan)
     }
 
@@ -372,6 +390,10 @@ impl Sim {
             catch_unwind(AssertUnwindSafe(|| {
                 world.block_on(async {
                     let control = Control::current().expect("inside a simulated world");
+                    if plan.buggify {
+                        groundhog_runtime::buggify::enable(self.seed);
+                        event!("note", msg = "buggify on");
+                    }
                     let ctx = Ctx {
                         seed: self.seed,
                         variant: variant.clone(),
@@ -531,7 +553,12 @@ async fn apply_plan(
             &mut damage,
             &mut net,
         ) {
-            Ok(()) => event!("fault", fault = fault.as_str()),
+            Ok(None) => event!("fault", fault = fault.as_str()),
+            // The fault line first, then what the signal does (signal, exit, down, restart).
+            Ok(Some((node, pid, reason))) => {
+                event!("fault", fault = fault.as_str(), pid = %pid);
+                node.exit(pid, pid, reason);
+            }
             Err(why) => event!("fault", fault = fault.as_str(), skipped = why),
         }
     }
@@ -571,6 +598,31 @@ async fn sleep_until(at: Duration) {
     }
 }
 
+/// The runtime process `target` names on node `n`, and its node.
+fn resolve(n: u32, target: &Target, damage: &Damage) -> Result<(Node, Pid), &'static str> {
+    if damage.crashed.contains(&n) {
+        return Err("crashed");
+    }
+    let node = Node::in_world(n).ok_or("no-runtime-node")?;
+    let pid = match target {
+        Target::Pid(id) => node.live_pid(*id).ok_or("no-such-pid")?,
+        Target::Name(name) => node.whereis_local(name).ok_or("no-such-name")?,
+        Target::Child { supervisor, child } => {
+            let sup = node.whereis_local(supervisor).ok_or("no-such-supervisor")?;
+            node.supervisor_child(sup, child).ok_or("no-such-child")?
+        }
+        // Refused by the plan's validation; never a panic.
+        Target::Task(_) => return Err("harness-task"),
+    };
+    if pid.node != n {
+        return Err("not-local");
+    }
+    Ok((node, pid))
+}
+
+/// An exit signal the executor sends after tracing the fault: `(node, target, reason)`.
+type Signal = Option<(Node, Pid, ExitReason)>;
+
 /// Applies one fault; `Err(reason)` when it had nothing to act on.
 fn apply(
     fault: &Fault,
@@ -579,7 +631,7 @@ fn apply(
     processes: &Processes,
     damage: &mut Damage,
     net: &mut NetConfig,
-) -> Result<(), &'static str> {
+) -> Result<Signal, &'static str> {
     let nodes = lock(started).clone();
     let node = |n: &u32| nodes.get(n).cloned().ok_or("not-started");
     match fault {
@@ -612,7 +664,22 @@ fn apply(
             }
             control.resume(&target);
         }
-        Fault::KillProcess { node: n, process } => {
+        Fault::KillProcess { node: n, target } if !matches!(target, Target::Task(_)) => {
+            let (node, pid) = resolve(*n, target, damage)?;
+            return Ok(Some((node, pid, ExitReason::Kill)));
+        }
+        Fault::ExitProcess {
+            node: n,
+            target,
+            reason,
+        } => {
+            let (node, pid) = resolve(*n, target, damage)?;
+            return Ok(Some((node, pid, exit_reason(reason))));
+        }
+        Fault::KillProcess {
+            node: n,
+            target: Target::Task(process),
+        } => {
             let handle = lock(processes).remove(&(*n, process.clone()));
             let handle = handle
                 .filter(|h| !h.is_finished())
@@ -661,6 +728,7 @@ fn apply(
             net.latency = Duration::from_millis(*min_ms)..Duration::from_millis(*max_ms);
             control.set_net(net).expect("validated with the plan");
         }
+        Fault::KillProcess { .. } => unreachable!("every target is matched above"),
     }
-    Ok(())
+    Ok(None)
 }

@@ -41,8 +41,8 @@ pub use chart::render as chart;
 pub use check::{check_determinism, Divergence};
 pub use coverage::CoverageRow;
 pub use fault::{
-    Durations, Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanLimits, PlanNet, Swarm,
-    TimedFault, LONG_EPISODE_MS, MAX_LATENCY_MS, MAX_PLAN_BYTES,
+    exit_reason, Durations, Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanLimits, PlanNet,
+    Swarm, Target, TimedFault, EXIT_REASONS, LONG_EPISODE_MS, MAX_LATENCY_MS, MAX_PLAN_BYTES,
 };
 pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim, MAX_NODES};
 pub use invariants::Invariants;

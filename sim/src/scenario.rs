@@ -53,6 +53,9 @@ pub struct Setup {
     /// purpose through the runtime's public API (a flawed variant that forges a sender, say),
     /// never to hide a runtime bug; say why beside the call.
     pub skip_invariants: Vec<&'static str>,
+    /// Whether buggify points fire in this scenario's runs (off by default; a generated plan
+    /// carries it as `buggify = true`, and [`Sim::buggify`](crate::Sim::buggify) overrides it).
+    pub buggify: bool,
 }
 
 impl Setup {
@@ -67,6 +70,7 @@ impl Setup {
             node_range: nodes..=nodes,
             coverage: Vec::new(),
             skip_invariants: Vec::new(),
+            buggify: false,
         }
     }
 
@@ -98,6 +102,12 @@ impl Setup {
     /// Does not check the always-on invariant `name` (an unknown name fails the run's setup).
     pub fn skip_invariant(mut self, name: &'static str) -> Self {
         self.skip_invariants.push(name);
+        self
+    }
+
+    /// Turns buggify points on (or off) for this scenario's runs.
+    pub fn buggify(mut self, on: bool) -> Self {
+        self.buggify = on;
         self
     }
 

@@ -10,6 +10,9 @@ use crate::trace::Digest;
 use crate::wire::{self, Wire, WireError, MAX_PAYLOAD};
 use crate::{event, CallError, Message, Pid, Ref, SendError};
 
+/// The longest a buggified caller waits after its reply arrived (`call-reply-delay`).
+const REPLY_DELAY_MAX: Duration = Duration::from_millis(50);
+
 /// Encodes a user message for the network, within the payload limit.
 pub(super) fn encode<T: Message>(to: Pid, msg: T) -> Result<(Vec<u8>, T), SendError<T>> {
     match wire::encode(&msg) {
@@ -168,6 +171,11 @@ impl Node {
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(CallError::NoProc),
         };
+        // Buggify: the caller wakes late with its reply (a slow scheduler). It is blocked in
+        // this call, so nothing it receives meanwhile is reordered.
+        if let Some(wait) = crate::buggify::delay("call-reply-delay", REPLY_DELAY_MAX) {
+            rt::sleep(wait).await;
+        }
         match payload {
             Payload::Local(b) => b
                 .downcast::<Resp>()

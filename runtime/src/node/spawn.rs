@@ -137,6 +137,7 @@ impl State {
         };
         event!("exit", node = pid.node, pid = %pid, name = entry.name.as_str(), reason = %reason);
         entry.mailbox.close();
+        self.forget_children(pid);
         for (_, timer) in entry.timers {
             timer.abort();
         }

@@ -8,6 +8,9 @@ use super::{gave_up, ChildSpec, DynamicStartFn, Request, Restart, Shutdown, Spec
 use crate::rt::{Duration, Instant};
 use crate::{event, wire, Ctx, Event, ExitReason, Message, Node, Pid, Ref, SpawnOpts, StartError};
 
+/// The longest a buggified restart waits (`supervisor-restart-delay`).
+const RESTART_DELAY_MAX: Duration = Duration::from_millis(100);
+
 /// How long a supervisor waits for a killed child's exit before moving on.
 pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
 
@@ -116,6 +119,7 @@ impl<A: Message + Clone + Sync> Sup<A> {
                 // shows up as an exit signal with NoProc.
                 self.ctx.link(pid);
                 event!("child-start", node = self.me.node, sup = %self.me, child = spec.id.as_str(), pid = %pid);
+                self.ctx.node().note_child(self.me, &spec.id, Some(pid));
                 Ok(pid)
             }
             Err(error) => {
@@ -224,6 +228,9 @@ impl<A: Message + Clone + Sync> Sup<A> {
     /// A child exited. `Err` when the supervisor gives up (its children are already stopped).
     async fn child_exited(&mut self, i: usize, reason: ExitReason) -> Result<(), ExitReason> {
         self.children[i].pid = None;
+        self.ctx
+            .node()
+            .note_child(self.me, &self.children[i].spec.id, None);
         let restart = match self.children[i].spec.restart {
             Restart::Permanent => true,
             Restart::Transient => !reason.is_clean(),
@@ -249,6 +256,11 @@ impl<A: Message + Clone + Sync> Sup<A> {
         self.count_restart().await?;
         let id = self.children[failed].spec.id.clone();
         event!("restart", node = self.me.node, sup = %self.me, child = id.as_str(), reason = %why, intensity = self.intensity, period_ms = self.period.as_millis() as u64);
+        // Buggify: a restart that comes late (a slow start-up, a loaded node). What arrives
+        // meanwhile waits in the mailbox, in order.
+        if let Some(wait) = crate::buggify::delay("supervisor-restart-delay", RESTART_DELAY_MAX) {
+            crate::rt::sleep(wait).await;
+        }
         let range = match self.strategy {
             Strategy::OneForOne => failed..failed + 1,
             Strategy::OneForAll => 0..self.children.len(),
@@ -329,6 +341,7 @@ impl<A: Message + Clone + Sync> Sup<A> {
             return;
         };
         let id = self.children[i].spec.id.clone();
+        self.ctx.node().note_child(self.me, &id, None);
         let reason = match self.children[i].spec.shutdown {
             Shutdown::BrutalKill => None,
             Shutdown::Timeout(t) => {
