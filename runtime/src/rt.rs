@@ -17,8 +17,12 @@ pub use rand_chacha::ChaCha8Rng;
 
 pub use madsim::net::Endpoint;
 pub use madsim::task::{yield_now, AbortHandle, JoinHandle};
-pub use madsim::time::error::Elapsed;
-pub use madsim::time::{sleep, timeout, Duration, Instant};
+pub use madsim::time::Duration;
+
+mod clock;
+pub use clock::{
+    local_nanos, sleep, sleep_until, system_time, timeout, Elapsed, Instant, Sleep,
+};
 
 /// `#[rt::test]`: an async test on this build's executor, run by [`run_test`]: under
 /// simulation a fresh world per seed of a fixed range, so every run explores the same schedules.
@@ -238,6 +242,7 @@ pub use backend::{elapsed, run_test, spawn, task_count, Control, SimNode, World}
 
 #[cfg(madsim)]
 mod backend {
+    use super::clock::backend::Clocks;
     use super::{check_net, latency_range, node_addr, Duration, NetConfig, WorldError};
     use madsim::net::NetSim;
     use madsim::plugin::{self, Simulator};
@@ -344,8 +349,9 @@ mod backend {
 
         fn with_config(seed: u64, config: madsim::Config) -> World {
             let runtime = Runtime::with_seed_and_config(seed, config);
-            // Draws nothing from the world's randomness, so schedules are unchanged.
+            // Draw nothing from the world's randomness, so schedules are unchanged.
             runtime.add_simulator::<Leftovers>();
+            runtime.add_simulator::<Clocks>();
             World {
                 runtime,
                 leftovers: OnceLock::new(),
@@ -510,6 +516,22 @@ mod backend {
             self.net.unclog_link(from.handle.id(), to.handle.id());
         }
 
+        /// Moves `node`'s clock by `offset` (forward when `ahead`) at once: `clock-skew`.
+        pub fn skew_clock(&self, node: &SimNode, offset: Duration, ahead: bool) {
+            let ns = offset.as_nanos() as i128;
+            plugin::simulator::<Clocks>().skew(node.handle.id(), if ahead { ns } else { -ns });
+        }
+
+        /// From now on `node`'s clock runs `rate` times as fast as global time: `clock-drift`.
+        pub fn drift_clock(&self, node: &SimNode, rate: f64) {
+            plugin::simulator::<Clocks>().drift(node.handle.id(), rate);
+        }
+
+        /// `node`'s clock reads global time again (the quiet phase's undo of skew and drift).
+        pub fn reset_clock(&self, node: &SimNode) {
+            plugin::simulator::<Clocks>().reset(node.handle.id());
+        }
+
         pub fn set_net(&self, net: &NetConfig) -> Result<(), WorldError> {
             check_net(net)?;
             self.net.update_config(|c| {
@@ -631,6 +653,18 @@ mod backend {
         }
 
         pub fn unclog_link(&self, _from: &SimNode, _to: &SimNode) {
+            match self.never {}
+        }
+
+        pub fn skew_clock(&self, _node: &SimNode, _offset: Duration, _ahead: bool) {
+            match self.never {}
+        }
+
+        pub fn drift_clock(&self, _node: &SimNode, _rate: f64) {
+            match self.never {}
+        }
+
+        pub fn reset_clock(&self, _node: &SimNode) {
             match self.never {}
         }
 
