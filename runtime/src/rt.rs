@@ -20,9 +20,7 @@ pub use madsim::task::{yield_now, AbortHandle, JoinHandle};
 pub use madsim::time::Duration;
 
 mod clock;
-pub use clock::{
-    local_nanos, sleep, sleep_until, system_time, timeout, Elapsed, Instant, Sleep,
-};
+pub use clock::{local_nanos, sleep, sleep_until, system_time, timeout, Elapsed, Instant, Sleep};
 
 /// `#[rt::test]`: an async test on this build's executor, run by [`run_test`]: under
 /// simulation a fresh world per seed of a fixed range, so every run explores the same schedules.
@@ -769,6 +767,80 @@ mod tests {
             drops.load(Ordering::SeqCst),
             5,
             "every pending task was dropped"
+        );
+    }
+
+    /// Per-node clocks: a timer follows its node's clock, not global time. On a node skewed
+    /// +500 ms a deadline read as local 2 s fires at global 1.5 s; on a node running twice as
+    /// fast a 1 s sleep (and a 1 s timeout) ends at global 0.5 s; a sleep pending when its
+    /// node's clock jumps forward 5 s is re-aimed and ends 5 s early; the supervisor's own
+    /// sleep keeps global time, and a reset clock reads global time again.
+    #[test]
+    fn a_skewed_or_drifting_nodes_timers_fire_at_its_own_time() {
+        if !super::SIMULATED {
+            return;
+        }
+        let world = World::new(1, &NetConfig::default(), None).unwrap();
+        let fired = world.block_on(async {
+            let control = Control::current().unwrap();
+            let nodes: Vec<_> = (0..3)
+                .map(|i| control.create_node(i, std::future::pending::<()>))
+                .collect();
+            let (tx, rx) = std::sync::mpsc::channel::<(&str, Duration)>();
+            control.skew_clock(&nodes[0], Duration::from_millis(500), true);
+            control.drift_clock(&nodes[1], 2.0);
+            let t = tx.clone();
+            control.spawn_on(&nodes[0], async move {
+                let local = super::Instant::now();
+                let start = super::elapsed();
+                assert!(local > super::Instant::now() - Duration::from_millis(1));
+                let two_s = local + (Duration::from_secs(2) - start - Duration::from_millis(500));
+                super::sleep_until(two_s).await;
+                t.send(("skewed-deadline", super::elapsed())).unwrap();
+            });
+            let t = tx.clone();
+            control.spawn_on(&nodes[1], async move {
+                let began = super::Instant::now();
+                super::sleep(Duration::from_secs(1)).await;
+                let local = began.elapsed();
+                t.send(("drift-sleep", super::elapsed())).unwrap();
+                assert!(local >= Duration::from_secs(1), "{local:?}");
+                let never = std::future::pending::<()>();
+                let r = super::timeout(Duration::from_secs(1), never).await;
+                assert_eq!(r, Err(super::Elapsed));
+                t.send(("drift-timeout", super::elapsed())).unwrap();
+            });
+            let t = tx.clone();
+            control.spawn_on(&nodes[2], async move {
+                super::sleep(Duration::from_secs(10)).await;
+                t.send(("jumped", super::elapsed())).unwrap();
+            });
+            super::sleep(Duration::from_secs(1)).await;
+            control.skew_clock(&nodes[2], Duration::from_secs(5), true);
+            super::sleep(Duration::from_secs(1)).await;
+            tx.send(("supervisor", super::elapsed())).unwrap();
+            control.reset_clock(&nodes[0]);
+            let t = tx.clone();
+            control.spawn_on(&nodes[0], async move {
+                assert_eq!(super::local_nanos(), None, "reads global time again");
+                t.send(("reset", super::elapsed())).unwrap();
+            });
+            super::sleep(Duration::from_secs(10)).await;
+            drop(tx);
+            rx.iter().collect::<Vec<_>>()
+        });
+        let ms = |d: Duration| d.as_millis();
+        let got: Vec<(&str, u128)> = fired.into_iter().map(|(n, d)| (n, ms(d))).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("drift-sleep", 500),
+                ("drift-timeout", 1000),
+                ("skewed-deadline", 1500),
+                ("supervisor", 2000),
+                ("reset", 2000),
+                ("jumped", 5000),
+            ]
         );
     }
 

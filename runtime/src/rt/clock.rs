@@ -361,7 +361,11 @@ pub(super) mod backend {
             Sleep::aimed(deadline, here())
         }
 
-        fn new(deadline: Reading, here: Option<(NodeId, Arc<Clocks>)>, timer: madsim::time::Sleep) -> Sleep {
+        fn new(
+            deadline: Reading,
+            here: Option<(NodeId, Arc<Clocks>)>,
+            timer: madsim::time::Sleep,
+        ) -> Sleep {
             let epoch = here.as_ref().map_or(0, |(n, c)| c.epoch(*n));
             Sleep {
                 deadline,
