@@ -20,7 +20,10 @@ pub use madsim::task::{yield_now, AbortHandle, JoinHandle};
 pub use madsim::time::Duration;
 
 mod clock;
-pub use clock::{local_nanos, sleep, sleep_until, system_time, timeout, Elapsed, Instant, Sleep};
+pub use clock::{
+    local_nanos, sleep, sleep_until, sleep_until_time, system_time, timeout, Elapsed, Instant,
+    Sleep,
+};
 
 /// `#[rt::test]`: an async test on this build's executor, run by [`run_test`]: under
 /// simulation a fresh world per seed of a fixed range, so every run explores the same schedules.
@@ -514,18 +517,19 @@ mod backend {
             self.net.unclog_link(from.handle.id(), to.handle.id());
         }
 
-        /// Moves `node`'s clock by `offset` (forward when `ahead`) at once: `clock-skew`.
+        /// Steps `node`'s wall clock by `offset` (forward when `ahead`): `clock-skew`.
         pub fn skew_clock(&self, node: &SimNode, offset: Duration, ahead: bool) {
             let ns = offset.as_nanos() as i128;
             plugin::simulator::<Clocks>().skew(node.handle.id(), if ahead { ns } else { -ns });
         }
 
-        /// From now on `node`'s clock runs `rate` times as fast as global time: `clock-drift`.
+        /// From now on `node`'s clocks run `rate` times as fast as global time: `clock-drift`.
         pub fn drift_clock(&self, node: &SimNode, rate: f64) {
             plugin::simulator::<Clocks>().drift(node.handle.id(), rate);
         }
 
-        /// `node`'s clock reads global time again (the quiet phase's undo of skew and drift).
+        /// The quiet phase's undo of skew and drift: `node`'s clocks run at global speed again
+        /// and its wall clock reads global time (its monotonic clock keeps what drift added).
         pub fn reset_clock(&self, node: &SimNode) {
             plugin::simulator::<Clocks>().reset(node.handle.id());
         }
@@ -770,11 +774,12 @@ mod tests {
         );
     }
 
-    /// Per-node clocks: a timer follows its node's clock, not global time. On a node skewed
-    /// +500 ms a deadline read as local 2 s fires at global 1.5 s; on a node running twice as
-    /// fast a 1 s sleep (and a 1 s timeout) ends at global 0.5 s; a sleep pending when its
-    /// node's clock jumps forward 5 s is re-aimed and ends 5 s early; the supervisor's own
-    /// sleep keeps global time, and a reset clock reads global time again.
+    /// Per-node clocks: a timer follows its node's clocks, not global time. On a node whose
+    /// wall clock is stepped +500 ms a wall-clock deadline of 2 s fires at global 1.5 s, while
+    /// its monotonic sleeps keep global length; on a node running twice as fast a 1 s sleep (and
+    /// a 1 s timeout) ends at global 0.5 s; a wall-clock deadline pending when its node's clock
+    /// is stepped forward 5 s is re-aimed and fires 5 s early; the supervisor's own sleep keeps
+    /// global time, and a reset node's wall clock reads global time again.
     #[test]
     fn a_skewed_or_drifting_nodes_timers_fire_at_its_own_time() {
         if !super::SIMULATED {
@@ -787,15 +792,18 @@ mod tests {
                 .map(|i| control.create_node(i, std::future::pending::<()>))
                 .collect();
             let (tx, rx) = std::sync::mpsc::channel::<(&str, Duration)>();
+            // The world's date at global time zero, as the supervisor's wall clock says.
+            let date = super::system_time() - super::elapsed();
             control.skew_clock(&nodes[0], Duration::from_millis(500), true);
             control.drift_clock(&nodes[1], 2.0);
             let t = tx.clone();
             control.spawn_on(&nodes[0], async move {
-                let local = super::Instant::now();
-                let start = super::elapsed();
-                assert!(local > super::Instant::now() - Duration::from_millis(1));
-                let two_s = local + (Duration::from_secs(2) - start - Duration::from_millis(500));
-                super::sleep_until(two_s).await;
+                let local = super::system_time().duration_since(date).unwrap();
+                assert!(local >= Duration::from_millis(500), "{local:?}");
+                assert!(super::local_nanos().is_some());
+                super::sleep(Duration::from_millis(100)).await;
+                t.send(("skewed-sleep", super::elapsed())).unwrap();
+                super::sleep_until_time(date + Duration::from_secs(2)).await;
                 t.send(("skewed-deadline", super::elapsed())).unwrap();
             });
             let t = tx.clone();
@@ -812,8 +820,8 @@ mod tests {
             });
             let t = tx.clone();
             control.spawn_on(&nodes[2], async move {
-                super::sleep(Duration::from_secs(10)).await;
-                t.send(("jumped", super::elapsed())).unwrap();
+                super::sleep_until_time(date + Duration::from_secs(10)).await;
+                t.send(("stepped", super::elapsed())).unwrap();
             });
             super::sleep(Duration::from_secs(1)).await;
             control.skew_clock(&nodes[2], Duration::from_secs(5), true);
@@ -829,17 +837,17 @@ mod tests {
             drop(tx);
             rx.iter().collect::<Vec<_>>()
         });
-        let ms = |d: Duration| d.as_millis();
-        let got: Vec<(&str, u128)> = fired.into_iter().map(|(n, d)| (n, ms(d))).collect();
+        let got: Vec<(&str, u128)> = fired.into_iter().map(|(n, d)| (n, d.as_millis())).collect();
         assert_eq!(
             got,
             vec![
+                ("skewed-sleep", 100),
                 ("drift-sleep", 500),
                 ("drift-timeout", 1000),
                 ("skewed-deadline", 1500),
                 ("supervisor", 2000),
                 ("reset", 2000),
-                ("jumped", 5000),
+                ("stepped", 5000),
             ]
         );
     }

@@ -2,7 +2,7 @@
 //!
 //! One set of names everywhere (API, plan files, traces, CLI, docs): `crash-node`,
 //! `restart-node`, `pause-node`, `resume-node`, `kill-process`, `partition`, `heal`, `clog-link`,
-//! `unclog-link`, `set-loss`, `set-latency`.
+//! `unclog-link`, `set-loss`, `set-latency`, `clock-skew`, `clock-drift`.
 //!
 //! A plan is data: hand-written in TOML or JSON, or generated from a seed. Every plan ends with a
 //! quiet phase: at `quiet_at_ms` the harness heals everything (restarts crashed nodes, resumes
@@ -72,6 +72,18 @@ pub enum Fault {
         min_ms: u64,
         max_ms: u64,
     },
+    /// Moves `node`'s clock by `offset_ms` (either sign) at once. The quiet phase sets every
+    /// changed clock back to global time.
+    ClockSkew {
+        node: u32,
+        offset_ms: i64,
+    },
+    /// From now on `node`'s clock runs `rate` times as fast as global time (1.0 stops drifting
+    /// and keeps the offset gained so far). Undone by the quiet phase, like `clock-skew`.
+    ClockDrift {
+        node: u32,
+        rate: f64,
+    },
 }
 
 /// The name of each kind of fault, for choosing which ones a generated plan may use.
@@ -89,10 +101,12 @@ pub enum FaultKind {
     UnclogLink,
     SetLoss,
     SetLatency,
+    ClockSkew,
+    ClockDrift,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::CrashNode,
         FaultKind::RestartNode,
         FaultKind::PauseNode,
@@ -104,6 +118,8 @@ impl FaultKind {
         FaultKind::UnclogLink,
         FaultKind::SetLoss,
         FaultKind::SetLatency,
+        FaultKind::ClockSkew,
+        FaultKind::ClockDrift,
     ];
 
     pub fn name(self) -> &'static str {
@@ -119,6 +135,8 @@ impl FaultKind {
             FaultKind::UnclogLink => "unclog-link",
             FaultKind::SetLoss => "set-loss",
             FaultKind::SetLatency => "set-latency",
+            FaultKind::ClockSkew => "clock-skew",
+            FaultKind::ClockDrift => "clock-drift",
         }
     }
 }
@@ -157,6 +175,8 @@ impl Fault {
             Fault::UnclogLink { .. } => FaultKind::UnclogLink,
             Fault::SetLoss { .. } => FaultKind::SetLoss,
             Fault::SetLatency { .. } => FaultKind::SetLatency,
+            Fault::ClockSkew { .. } => FaultKind::ClockSkew,
+            Fault::ClockDrift { .. } => FaultKind::ClockDrift,
         }
     }
 
@@ -166,7 +186,9 @@ impl Fault {
             | Fault::RestartNode { node }
             | Fault::PauseNode { node }
             | Fault::ResumeNode { node }
-            | Fault::KillProcess { node, .. } => vec![*node],
+            | Fault::KillProcess { node, .. }
+            | Fault::ClockSkew { node, .. }
+            | Fault::ClockDrift { node, .. } => vec![*node],
             Fault::Partition { groups } => groups.iter().flatten().copied().collect(),
             Fault::ClogLink { from, to } | Fault::UnclogLink { from, to } => vec![*from, *to],
             Fault::Heal | Fault::SetLoss { .. } | Fault::SetLatency { .. } => vec![],
@@ -205,6 +227,16 @@ impl Fault {
             Fault::SetLatency { max_ms, .. } if *max_ms > MAX_LATENCY_MS => {
                 return Err(format!(
                     "set-latency max_ms {max_ms} is past the largest latency {MAX_LATENCY_MS} ms"
+                ));
+            }
+            Fault::ClockSkew { offset_ms, .. } if offset_ms.unsigned_abs() > MAX_CLOCK_SKEW_MS => {
+                return Err(format!(
+                    "clock-skew offset_ms {offset_ms} is past the largest skew {MAX_CLOCK_SKEW_MS} ms"
+                ));
+            }
+            Fault::ClockDrift { rate, .. } if !(MIN_CLOCK_RATE..=MAX_CLOCK_RATE).contains(rate) => {
+                return Err(format!(
+                    "clock-drift rate {rate} is not between {MIN_CLOCK_RATE} and {MAX_CLOCK_RATE}"
                 ));
             }
             _ => {}
@@ -254,6 +286,8 @@ impl fmt::Display for Fault {
             }
             Fault::SetLoss { rate } => write!(f, " rate={rate}"),
             Fault::SetLatency { min_ms, max_ms } => write!(f, " min_ms={min_ms} max_ms={max_ms}"),
+            Fault::ClockSkew { node, offset_ms } => write!(f, " node={node} offset_ms={offset_ms}"),
+            Fault::ClockDrift { node, rate } => write!(f, " node={node} rate={rate}"),
             Fault::Heal => Ok(()),
         }
     }
@@ -830,6 +864,31 @@ impl FaultPlan {
                         },
                     )
                 }
+                // A jump of 50 ms to 2 s either way, undone by the jump back.
+                FaultKind::ClockSkew => {
+                    let ms = i64::from(rng.gen_range(50u32..=2_000));
+                    let offset_ms = if rng.gen_bool(0.5) { ms } else { -ms };
+                    (
+                        Fault::ClockSkew { node, offset_ms },
+                        Fault::ClockSkew {
+                            node,
+                            offset_ms: -offset_ms,
+                        },
+                    )
+                }
+                // 0.1% to 20% fast or slow; the undo stops the drift (the offset gained stays
+                // until the quiet phase).
+                FaultKind::ClockDrift => {
+                    let per_mille = f64::from(rng.gen_range(1u32..=200));
+                    let sign = if rng.gen_bool(0.5) { 1.0 } else { -1.0 };
+                    (
+                        Fault::ClockDrift {
+                            node,
+                            rate: 1.0 + sign * per_mille / 1000.0,
+                        },
+                        Fault::ClockDrift { node, rate: 1.0 },
+                    )
+                }
                 FaultKind::RestartNode
                 | FaultKind::ResumeNode
                 | FaultKind::Heal
@@ -862,6 +921,15 @@ pub const MAX_PLAN_BYTES: u64 = 1 << 20;
 /// The largest latency a plan may set, in milliseconds: a minute is past every failure detector
 /// and phase of the catalogue, so a larger value is a typo, not a network.
 pub const MAX_LATENCY_MS: u64 = 60_000;
+
+/// The largest clock jump a plan may make, in milliseconds: an hour is past every lease and
+/// timeout of the catalogue, so a larger value is a typo.
+pub const MAX_CLOCK_SKEW_MS: u64 = 3_600_000;
+
+/// The slowest and fastest clock rates a plan may set: real quartz drifts by parts per
+/// million; half or twice global time is already a broken clock.
+pub const MIN_CLOCK_RATE: f64 = 0.5;
+pub const MAX_CLOCK_RATE: f64 = 2.0;
 
 /// The first key of `given` (what the file said) that `known` (the same plan written back) lacks:
 /// serde drops unknown keys silently, so this is how a typo is caught.

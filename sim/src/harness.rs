@@ -509,6 +509,8 @@ struct Damage {
     crashed: BTreeSet<u32>,
     paused: BTreeSet<u32>,
     clogged: BTreeSet<(u32, u32)>,
+    /// Nodes whose clock a `clock-skew` or `clock-drift` changed.
+    clocks: BTreeSet<u32>,
 }
 
 async fn apply_plan(
@@ -552,16 +554,33 @@ async fn apply_plan(
             control.unclog_link(a, b);
         }
     }
+    for n in &damage.clocks {
+        if let Some(node) = nodes.get(n) {
+            control.reset_clock(node);
+        }
+    }
     control
         .set_net(&base)
         .expect("the base network config was validated");
-    event!(
-        "fault",
-        fault = "quiet",
-        restarted = damage.crashed.len(),
-        resumed = damage.paused.len(),
-        unclogged = damage.clogged.len()
-    );
+    if damage.clocks.is_empty() {
+        event!(
+            "fault",
+            fault = "quiet",
+            restarted = damage.crashed.len(),
+            resumed = damage.paused.len(),
+            unclogged = damage.clogged.len()
+        );
+    } else {
+        // Only runs that changed a clock say so, so every other trace keeps its hash.
+        event!(
+            "fault",
+            fault = "quiet",
+            restarted = damage.crashed.len(),
+            resumed = damage.paused.len(),
+            unclogged = damage.clogged.len(),
+            clocks_reset = damage.clocks.len()
+        );
+    }
 }
 
 async fn sleep_until(at: Duration) {
@@ -660,6 +679,17 @@ fn apply(
         Fault::SetLatency { min_ms, max_ms } => {
             net.latency = Duration::from_millis(*min_ms)..Duration::from_millis(*max_ms);
             control.set_net(net).expect("validated with the plan");
+        }
+        Fault::ClockSkew { node: n, offset_ms } => {
+            let target = node(n)?;
+            damage.clocks.insert(*n);
+            let offset = Duration::from_millis(offset_ms.unsigned_abs());
+            control.skew_clock(&target, offset, *offset_ms > 0);
+        }
+        Fault::ClockDrift { node: n, rate } => {
+            let target = node(n)?;
+            damage.clocks.insert(*n);
+            control.drift_clock(&target, *rate);
         }
     }
     Ok(())

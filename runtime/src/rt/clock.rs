@@ -1,15 +1,19 @@
 //! Time as each node sees it: `Instant`, `sleep`, `sleep_until`, `timeout` and `system_time`.
 //!
-//! Under simulation every node has its own clock: an offset from the world's global time and a
-//! drift rate, set by the harness's `clock-skew` and `clock-drift` faults through
-//! [`Control`](super::Control). Everything a node does with time reads its clock: an
-//! [`Instant`] taken on a node is that node's reading, and a timer set there fires when that
-//! node's clock reaches the deadline, so a node whose clock runs fast fires its timers early in
-//! global time. The supervisor (the harness, outside every node) reads global time, as does
+//! Under simulation every node has its own clocks, as a machine does: a monotonic clock
+//! ([`Instant`], [`sleep`], [`timeout`]) and a wall clock ([`system_time`],
+//! [`sleep_until_time`]), both driven by one oscillator whose rate the harness's `clock-drift`
+//! fault sets, and the wall clock alone moved by `clock-skew` (a step, as `settimeofday` or an
+//! NTP step moves `CLOCK_REALTIME` and never `CLOCK_MONOTONIC`). So a node whose clock runs fast
+//! fires every timer early in global time, and a skewed node's wall-clock deadline fires at the
+//! skewed global time; leases that compare wall-clock stamps across nodes see the skew. The
+//! supervisor (the harness, outside every node) reads global time, as does
 //! [`elapsed`](super::elapsed), which stamps traces.
 //!
-//! A timer already pending when its node's clock changes is re-aimed at once: a jump forward
-//! past its deadline fires it, a jump back or a slower rate delays it.
+//! A timer already pending when its node's clocks change is re-aimed at once: a faster rate or a
+//! wall-clock step past its deadline fires it, a slower rate or a step back delays it. The quiet
+//! phase's undo sets the rate back to 1 and steps the wall clock back to global time; the
+//! monotonic clock keeps what drift added (it never runs backwards).
 //!
 //! While no clock fault is applied, every call here makes exactly the timers madsim's own
 //! functions would, so schedules (and trace hashes) are those of a world without clocks.
@@ -32,9 +36,15 @@ pub fn sleep(duration: Duration) -> Sleep {
     Sleep(backend::Sleep::after(duration))
 }
 
-/// Waits until the calling node's clock reads `deadline`.
+/// Waits until the calling node's monotonic clock reads `deadline`.
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep(backend::Sleep::until(deadline.0))
+}
+
+/// Waits until the calling node's wall clock reads `at` (re-aimed if the clock is stepped under
+/// simulation; in the real build a step of the OS clock while waiting is not followed).
+pub fn sleep_until_time(at: std::time::SystemTime) -> Sleep {
+    Sleep(backend::Sleep::until_time(at))
 }
 
 /// Runs `future` until it completes or `duration` passes on the calling node's clock.
@@ -56,13 +66,13 @@ pub fn timeout<F: Future>(
 }
 
 /// The calling node's wall clock: under simulation the world's start date (drawn from the
-/// seed) plus the node's own reading, so skew and drift move it; the OS clock in the real build.
+/// seed) plus the node's wall reading, so skew and drift move it; the OS clock in the real build.
 pub fn system_time() -> std::time::SystemTime {
     backend::system_time()
 }
 
-/// The calling node's clock reading, when it differs from global time: nanoseconds since the
-/// world started (negative after a jump back). `None` for the supervisor, for a node whose
+/// The calling node's wall-clock reading, when it differs from global time: nanoseconds since
+/// the world started (negative after a step back). `None` for the supervisor, for a node whose
 /// clock was never changed, and in the real build. Traces print it as `local=`.
 pub fn local_nanos() -> Option<i128> {
     backend::local_nanos()
@@ -80,7 +90,7 @@ impl Future for Sleep {
     }
 }
 
-/// A reading of the calling node's monotonic clock.
+/// A reading of the calling node's monotonic clock (moved by drift, never by skew).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant(backend::Reading);
 
@@ -155,6 +165,7 @@ pub(super) mod backend {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex, MutexGuard};
     use std::task::{Context, Poll, Waker};
+    use std::time::SystemTime;
 
     use madsim::plugin::{self, Simulator};
     use madsim::rand::GlobalRng;
@@ -164,23 +175,38 @@ pub(super) mod backend {
 
     use super::Duration;
 
-    /// Nanoseconds since the world started on some node's clock (negative after a jump back).
+    /// Nanoseconds since the world started on some node's clock (negative after a step back).
     pub(in crate::rt) type Reading = i128;
 
     const PPB: i128 = 1_000_000_000;
 
-    /// One node's clock: `local(g) = local_at + (g - global_at) × rate_ppb / 10⁹`, rebased at
-    /// every change so a new rate applies from the moment it is set.
+    /// One node's clocks: `mono(g) = mono_at + (g - global_at) × rate_ppb / 10⁹`, rebased at
+    /// every change so a new rate applies from the moment it is set, and `wall = mono + step`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     struct NodeClock {
         global_at: i128,
-        local_at: i128,
+        mono_at: i128,
         rate_ppb: i128,
+        step: i128,
     }
 
+    const GLOBAL: NodeClock = NodeClock {
+        global_at: 0,
+        mono_at: 0,
+        rate_ppb: PPB,
+        step: 0,
+    };
+
     impl NodeClock {
-        fn local(&self, global: i128) -> i128 {
-            self.local_at + (global - self.global_at) * self.rate_ppb / PPB
+        fn mono(&self, global: i128) -> i128 {
+            self.mono_at + (global - self.global_at) * self.rate_ppb / PPB
+        }
+
+        fn read(&self, global: i128, kind: Kind) -> i128 {
+            match kind {
+                Kind::Mono => self.mono(global),
+                Kind::Wall => self.mono(global) + self.step,
+            }
         }
 
         /// Global time for `local` to pass on this clock, rounded up so the clock has reached
@@ -190,12 +216,19 @@ pub(super) mod backend {
         }
     }
 
+    /// Which of a node's clocks a deadline is on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Kind {
+        Mono,
+        Wall,
+    }
+
     #[derive(Default)]
     struct State {
         clocks: BTreeMap<NodeId, NodeClock>,
-        /// Bumped on every change of a node's clock, so its pending timers re-aim.
+        /// Bumped on every change of a node's clocks, so its pending timers re-aim.
         epochs: BTreeMap<NodeId, u64>,
-        /// Timers pending on each node, woken when its clock changes.
+        /// Timers pending on each node, woken when its clocks change.
         waiting: BTreeMap<NodeId, BTreeMap<u64, Waker>>,
         next_timer: u64,
     }
@@ -224,7 +257,7 @@ pub(super) mod backend {
             self.time.elapsed().as_nanos() as i128
         }
 
-        /// The clock of `node` now, or `None` when it reads global time.
+        /// The clocks of `node`, or `None` when they read global time.
         fn clock(&self, node: NodeId) -> Option<NodeClock> {
             lock(&self.state).clocks.get(&node).copied()
         }
@@ -233,23 +266,26 @@ pub(super) mod backend {
             lock(&self.state).epochs.get(&node).copied().unwrap_or(0)
         }
 
-        fn change(&self, node: NodeId, f: impl FnOnce(NodeClock) -> Option<NodeClock>) {
+        fn read(&self, node: NodeId, kind: Kind) -> i128 {
+            let global = self.global();
+            self.clock(node).map_or(global, |c| c.read(global, kind))
+        }
+
+        fn change(&self, node: NodeId, f: impl FnOnce(NodeClock, i128) -> NodeClock) {
             let global = self.global();
             let mut st = lock(&self.state);
-            let old = st.clocks.get(&node).copied().unwrap_or(NodeClock {
-                global_at: 0,
-                local_at: 0,
-                rate_ppb: PPB,
-            });
+            let old = st.clocks.get(&node).copied().unwrap_or(GLOBAL);
             let rebased = NodeClock {
                 global_at: global,
-                local_at: old.local(global),
-                rate_ppb: old.rate_ppb,
+                mono_at: old.mono(global),
+                ..old
             };
-            match f(rebased) {
-                Some(clock) => st.clocks.insert(node, clock),
-                None => st.clocks.remove(&node),
-            };
+            let new = f(rebased, global);
+            if new.mono_at == global && new.rate_ppb == PPB && new.step == 0 {
+                st.clocks.remove(&node);
+            } else {
+                st.clocks.insert(node, new);
+            }
             *st.epochs.entry(node).or_default() += 1;
             let woken = st.waiting.remove(&node).unwrap_or_default();
             drop(st);
@@ -258,26 +294,29 @@ pub(super) mod backend {
             }
         }
 
-        /// Moves `node`'s clock by `offset_ns` (either sign) at once.
+        /// Steps `node`'s wall clock by `offset_ns` (either sign) at once.
         pub(in crate::rt) fn skew(&self, node: NodeId, offset_ns: i128) {
-            self.change(node, |c| {
-                Some(NodeClock {
-                    local_at: c.local_at + offset_ns,
-                    ..c
-                })
+            self.change(node, |c, _| NodeClock {
+                step: c.step + offset_ns,
+                ..c
             });
         }
 
-        /// From now on `node`'s clock advances `rate` times as fast as global time.
+        /// From now on `node`'s clocks advance `rate` times as fast as global time.
         pub(in crate::rt) fn drift(&self, node: NodeId, rate: f64) {
-            let rate_ppb = (rate * PPB as f64).round() as i128;
-            self.change(node, |c| Some(NodeClock { rate_ppb, ..c }));
+            let rate_ppb = ((rate * PPB as f64).round() as i128).max(1);
+            self.change(node, |c, _| NodeClock { rate_ppb, ..c });
         }
 
-        /// `node`'s clock reads global time again (a jump to it).
+        /// `node`'s clocks run at global speed again and its wall clock is stepped back to
+        /// global time; its monotonic clock keeps what drift added (it never runs backwards).
         pub(in crate::rt) fn reset(&self, node: NodeId) {
             if self.clock(node).is_some() {
-                self.change(node, |_| None);
+                self.change(node, |c, global| NodeClock {
+                    rate_ppb: PPB,
+                    step: global - c.mono_at,
+                    ..c
+                });
             }
         }
     }
@@ -288,35 +327,51 @@ pub(super) mod backend {
         Some((plugin::node(), plugin::simulator::<Clocks>()))
     }
 
+    type Here = Option<(NodeId, Arc<Clocks>)>;
+
+    fn read_at(here: &Here, kind: Kind) -> Reading {
+        here.as_ref()
+            .map_or(0, |(node, clocks)| clocks.read(*node, kind))
+    }
+
     pub(in crate::rt) fn now() -> Reading {
-        match here() {
-            Some((node, clocks)) => {
-                let global = clocks.global();
-                clocks.clock(node).map_or(global, |c| c.local(global))
-            }
-            None => 0,
-        }
+        read_at(&here(), Kind::Mono)
     }
 
     pub(in crate::rt) fn local_nanos() -> Option<i128> {
         let (node, clocks) = here()?;
         let clock = clocks.clock(node)?;
         let global = clocks.global();
-        let local = clock.local(global);
-        (local != global).then_some(local)
+        let wall = clock.read(global, Kind::Wall);
+        (wall != global).then_some(wall)
     }
 
-    pub(in crate::rt) fn system_time() -> std::time::SystemTime {
-        let Some(time) = TimeHandle::try_current() else {
-            return std::time::UNIX_EPOCH;
-        };
-        let start = time.now_time() - time.elapsed();
-        let local = now();
-        let magnitude = Duration::from_nanos(local.unsigned_abs().min(u64::MAX as u128) as u64);
-        if local >= 0 {
+    /// The world's start date (drawn from the seed by madsim).
+    fn epoch_date() -> Option<SystemTime> {
+        let time = TimeHandle::try_current()?;
+        Some(time.now_time() - time.elapsed())
+    }
+
+    fn to_date(start: SystemTime, reading: Reading) -> SystemTime {
+        let magnitude = Duration::from_nanos(reading.unsigned_abs().min(u64::MAX as u128) as u64);
+        if reading >= 0 {
             start + magnitude
         } else {
             start - magnitude
+        }
+    }
+
+    fn from_date(start: SystemTime, at: SystemTime) -> Reading {
+        match at.duration_since(start) {
+            Ok(d) => d.as_nanos() as i128,
+            Err(e) => -(e.duration().as_nanos() as i128),
+        }
+    }
+
+    pub(in crate::rt) fn system_time() -> SystemTime {
+        match epoch_date() {
+            Some(start) => to_date(start, read_at(&here(), Kind::Wall)),
+            None => std::time::UNIX_EPOCH,
         }
     }
 
@@ -333,11 +388,12 @@ pub(super) mod backend {
         at.checked_sub(i128::try_from(d.as_nanos()).ok()?)
     }
 
-    /// A timer on a node's clock, over one madsim timer at a time.
+    /// A timer on one of a node's clocks, over one madsim timer at a time.
     pub(in crate::rt) struct Sleep {
         deadline: Reading,
+        kind: Kind,
         /// The node and clocks it was made on; `None` outside a world.
-        here: Option<(NodeId, Arc<Clocks>)>,
+        here: Here,
         timer: madsim::time::Sleep,
         /// The node's clock epoch `timer` was aimed with.
         epoch: u64,
@@ -348,27 +404,28 @@ pub(super) mod backend {
     impl Sleep {
         pub(in crate::rt) fn after(duration: Duration) -> Sleep {
             let here = here();
-            let now = now_at(&here);
-            let deadline = add(now, duration).unwrap_or(i128::MAX);
+            let deadline = add(read_at(&here, Kind::Mono), duration).unwrap_or(i128::MAX);
             match here.as_ref().and_then(|(n, c)| c.clock(*n)) {
                 // Global time: the very timer madsim's own `sleep` makes.
-                None => Sleep::new(deadline, here, madsim::time::sleep(duration)),
-                Some(_) => Sleep::aimed(deadline, here),
+                None => Sleep::new(deadline, Kind::Mono, here, madsim::time::sleep(duration)),
+                Some(_) => Sleep::aimed(deadline, Kind::Mono, here),
             }
         }
 
         pub(in crate::rt) fn until(deadline: Reading) -> Sleep {
-            Sleep::aimed(deadline, here())
+            Sleep::aimed(deadline, Kind::Mono, here())
         }
 
-        fn new(
-            deadline: Reading,
-            here: Option<(NodeId, Arc<Clocks>)>,
-            timer: madsim::time::Sleep,
-        ) -> Sleep {
+        pub(in crate::rt) fn until_time(at: SystemTime) -> Sleep {
+            let deadline = epoch_date().map_or(0, |start| from_date(start, at));
+            Sleep::aimed(deadline, Kind::Wall, here())
+        }
+
+        fn new(deadline: Reading, kind: Kind, here: Here, timer: madsim::time::Sleep) -> Sleep {
             let epoch = here.as_ref().map_or(0, |(n, c)| c.epoch(*n));
             Sleep {
                 deadline,
+                kind,
                 here,
                 timer,
                 epoch,
@@ -376,9 +433,17 @@ pub(super) mod backend {
             }
         }
 
-        fn aimed(deadline: Reading, here: Option<(NodeId, Arc<Clocks>)>) -> Sleep {
-            let timer = madsim::time::sleep(global_wait(&here, deadline));
-            Sleep::new(deadline, here, timer)
+        fn aimed(deadline: Reading, kind: Kind, here: Here) -> Sleep {
+            let timer = madsim::time::sleep(global_wait(&here, kind, deadline));
+            Sleep::new(deadline, kind, here, timer)
+        }
+
+        fn reached(&self) -> bool {
+            read_at(&self.here, self.kind) >= self.deadline
+        }
+
+        fn reaim(&mut self) {
+            self.timer = madsim::time::sleep(global_wait(&self.here, self.kind, self.deadline));
         }
 
         pub(in crate::rt) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -387,18 +452,14 @@ pub(super) mod backend {
                 let epoch = self.here.as_ref().map_or(0, |(n, c)| c.epoch(*n));
                 if epoch != self.epoch {
                     self.epoch = epoch;
-                    if now_at(&self.here) >= self.deadline {
+                    if self.reached() {
                         return Poll::Ready(());
                     }
-                    self.timer = madsim::time::sleep(global_wait(&self.here, self.deadline));
+                    self.reaim();
                 }
                 match std::pin::Pin::new(&mut self.timer).poll(cx) {
-                    Poll::Ready(()) if now_at(&self.here) >= self.deadline => {
-                        return Poll::Ready(())
-                    }
-                    Poll::Ready(()) => {
-                        self.timer = madsim::time::sleep(global_wait(&self.here, self.deadline));
-                    }
+                    Poll::Ready(()) if self.reached() => return Poll::Ready(()),
+                    Poll::Ready(()) => self.reaim(),
                     Poll::Pending => {
                         self.wait_for_changes(cx);
                         return Poll::Pending;
@@ -407,7 +468,7 @@ pub(super) mod backend {
             }
         }
 
-        /// Asks to be woken if this node's clock changes before the timer fires.
+        /// Asks to be woken if this node's clocks change before the timer fires.
         fn wait_for_changes(&mut self, cx: &mut Context<'_>) {
             let Some((node, clocks)) = &self.here else {
                 return;
@@ -438,19 +499,9 @@ pub(super) mod backend {
         }
     }
 
-    fn now_at(here: &Option<(NodeId, Arc<Clocks>)>) -> Reading {
-        match here {
-            Some((node, clocks)) => {
-                let global = clocks.global();
-                clocks.clock(*node).map_or(global, |c| c.local(global))
-            }
-            None => 0,
-        }
-    }
-
-    /// Global time until the node's clock reads `deadline`.
-    fn global_wait(here: &Option<(NodeId, Arc<Clocks>)>, deadline: Reading) -> Duration {
-        let left = deadline.saturating_sub(now_at(here)).max(0);
+    /// Global time until the node's `kind` clock reads `deadline`.
+    fn global_wait(here: &Here, kind: Kind, deadline: Reading) -> Duration {
+        let left = deadline.saturating_sub(read_at(here, kind)).max(0);
         let global = match here.as_ref().and_then(|(n, c)| c.clock(*n)) {
             Some(clock) => clock.global_for(left),
             None => left,
@@ -502,6 +553,13 @@ pub(super) mod backend {
 
         pub(in crate::rt) fn until(deadline: Reading) -> Sleep {
             Sleep(Box::pin(tokio::time::sleep_until(deadline)))
+        }
+
+        pub(in crate::rt) fn until_time(at: std::time::SystemTime) -> Sleep {
+            let left = at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            Sleep::after(left)
         }
 
         pub(in crate::rt) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
