@@ -47,6 +47,7 @@ pub mod trace;
 mod actor;
 pub mod agent_monitor;
 pub mod agents;
+mod disk;
 mod error;
 mod mailbox;
 mod net;

@@ -20,10 +20,12 @@ pub use madsim::task::{yield_now, AbortHandle, JoinHandle};
 pub use madsim::time::Duration;
 
 mod clock;
+mod disk;
 pub use clock::{
     local_nanos, sleep, sleep_until, sleep_until_time, system_time, timeout, Elapsed, Instant,
     Sleep,
 };
+pub use disk::{Disk, DiskError};
 
 /// `#[rt::test]`: an async test on this build's executor, run by [`run_test`]: under
 /// simulation a fresh world per seed of a fixed range, so every run explores the same schedules.
@@ -244,6 +246,7 @@ pub use backend::{elapsed, run_test, spawn, task_count, Control, SimNode, World}
 #[cfg(madsim)]
 mod backend {
     use super::clock::backend::Clocks;
+    use super::disk::backend::Disks;
     use super::{check_net, latency_range, node_addr, Duration, NetConfig, WorldError};
     use madsim::net::NetSim;
     use madsim::plugin::{self, Simulator};
@@ -353,6 +356,7 @@ mod backend {
             // Draw nothing from the world's randomness, so schedules are unchanged.
             runtime.add_simulator::<Leftovers>();
             runtime.add_simulator::<Clocks>();
+            runtime.add_simulator::<Disks>();
             World {
                 runtime,
                 leftovers: OnceLock::new(),
@@ -534,6 +538,27 @@ mod backend {
             plugin::simulator::<Clocks>().reset(node.handle.id());
         }
 
+        /// Every operation on `node`'s disk first waits `latency` (zero: no stall): `disk-stall`.
+        pub fn disk_stall(&self, node: &SimNode, latency: Duration) {
+            plugin::simulator::<Disks>().stall(node.handle.id(), latency);
+        }
+
+        /// Writes to `node`'s disk fail with `DiskError::Full` while `full`: `disk-full`.
+        pub fn disk_full(&self, node: &SimNode, full: bool) {
+            plugin::simulator::<Disks>().full(node.handle.id(), full);
+        }
+
+        /// Damages `node`'s last unsynced write, or else its last synced record:
+        /// `disk-corrupt`. Returns the damaged key, or `None` when there was nothing to damage.
+        pub fn disk_corrupt(&self, node: &SimNode) -> Option<String> {
+            plugin::simulator::<Disks>().corrupt(node.handle.id())
+        }
+
+        /// Writes made on `node`'s disk since its last sync (what a crash would lose now).
+        pub fn unsynced_writes(&self, node: &SimNode) -> usize {
+            plugin::simulator::<Disks>().unsynced(node.handle.id())
+        }
+
         pub fn set_net(&self, net: &NetConfig) -> Result<(), WorldError> {
             check_net(net)?;
             self.net.update_config(|c| {
@@ -667,6 +692,22 @@ mod backend {
         }
 
         pub fn reset_clock(&self, _node: &SimNode) {
+            match self.never {}
+        }
+
+        pub fn disk_stall(&self, _node: &SimNode, _latency: Duration) {
+            match self.never {}
+        }
+
+        pub fn disk_full(&self, _node: &SimNode, _full: bool) {
+            match self.never {}
+        }
+
+        pub fn disk_corrupt(&self, _node: &SimNode) -> Option<String> {
+            match self.never {}
+        }
+
+        pub fn unsynced_writes(&self, _node: &SimNode) -> usize {
             match self.never {}
         }
 
@@ -848,6 +889,91 @@ mod tests {
                 ("supervisor", 2000),
                 ("reset", 2000),
                 ("stepped", 5000),
+            ]
+        );
+    }
+
+    /// A node's disk is crash-consistent: after `crash` and `restart` the node reads exactly
+    /// what it synced (the unsynced write is gone, the synced one survives); a record damaged
+    /// by `disk_corrupt` reads as `DiskError::Corrupt`, never as data; `disk_full` fails
+    /// writes with `DiskError::Full`; `disk_stall` delays every operation.
+    #[test]
+    fn a_crash_loses_unsynced_writes_and_corruption_is_reported() {
+        use super::{Disk, DiskError};
+        if !super::SIMULATED {
+            return;
+        }
+        type Seen = (
+            Result<Option<Vec<u8>>, DiskError>,
+            Result<Option<Vec<u8>>, DiskError>,
+        );
+        let world = World::new(1, &NetConfig::default(), None).unwrap();
+        let (boots, later) = world.block_on(async {
+            let control = Control::current().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel::<Seen>();
+            let node = control.create_node(0, move || {
+                let tx = tx.clone();
+                async move {
+                    let disk = Disk::open("data").unwrap();
+                    let seen = (disk.get("synced").await, disk.get("unsynced").await);
+                    let first = seen == (Ok(None), Ok(None));
+                    tx.send(seen).unwrap();
+                    if first {
+                        disk.put("synced", b"kept").await.unwrap();
+                        disk.sync().await.unwrap();
+                        disk.put("unsynced", b"lost").await.unwrap();
+                        assert_eq!(disk.get("unsynced").await, Ok(Some(b"lost".to_vec())));
+                    }
+                    // madsim ends a node whose init returns (docs/madsim.md).
+                    std::future::pending::<()>().await
+                }
+            });
+            super::sleep(Duration::from_millis(10)).await;
+            assert_eq!(control.unsynced_writes(&node), 1);
+            control.crash(&node);
+            control.restart(&node);
+            super::sleep(Duration::from_millis(10)).await;
+            let boots: Vec<Seen> = rx.try_iter().collect();
+            let (tx, rx) = std::sync::mpsc::channel::<(&str, String)>();
+            let t = tx.clone();
+            control.spawn_on(&node, async move {
+                let disk = Disk::open("data").unwrap();
+                disk.put("torn", b"half a record").await.unwrap();
+                t.send(("put", String::new())).unwrap();
+            });
+            super::sleep(Duration::from_millis(10)).await;
+            assert_eq!(control.disk_corrupt(&node).as_deref(), Some("data/torn"));
+            control.disk_full(&node, true);
+            control.disk_stall(&node, Duration::from_millis(100));
+            let t = tx.clone();
+            control.spawn_on(&node, async move {
+                let disk = Disk::open("data").unwrap();
+                let began = super::elapsed();
+                let got = disk.get("torn").await;
+                t.send(("torn", format!("{got:?}"))).unwrap();
+                let stalled = super::elapsed() - began;
+                t.send(("stalled", format!("{}", stalled.as_millis())))
+                    .unwrap();
+                let full = disk.put("more", b"x").await;
+                t.send(("full", format!("{full:?}"))).unwrap();
+            });
+            super::sleep(Duration::from_secs(1)).await;
+            drop(tx);
+            (boots, rx.try_iter().collect::<Vec<_>>())
+        });
+        assert_eq!(
+            boots,
+            vec![(Ok(None), Ok(None)), (Ok(Some(b"kept".to_vec())), Ok(None)),],
+            "the restarted node reads what it synced, not what it did not"
+        );
+        let later: Vec<(&str, &str)> = later.iter().map(|(a, b)| (*a, b.as_str())).collect();
+        assert_eq!(
+            later,
+            vec![
+                ("put", ""),
+                ("torn", "Err(Corrupt { key: \"torn\" })"),
+                ("stalled", "100"),
+                ("full", "Err(Full)"),
             ]
         );
     }

@@ -30,10 +30,13 @@
 //! Fault classes of their own:
 //! - `failover` (`failover.rs`): a backup takes over after a primary outage longer than failure
 //!   detection, and a restarted primary must not lead again (needs swarm plans' long episodes).
+//! - `lease-drift` (`lease_drift.rs`): a lease holder trusting its own clock against a remote
+//!   expiry stamp, against a monotonic timer with a drift margin (needs clock faults).
 
 mod blocking_call;
 mod failover;
 mod leaked_timer;
+mod lease_drift;
 mod lost_update;
 mod monitor_race;
 mod orphan_task;
@@ -47,6 +50,7 @@ mod wire;
 pub use blocking_call::BlockingCall;
 pub use failover::Failover;
 pub use leaked_timer::LeakedTimer;
+pub use lease_drift::LeaseDrift;
 pub use lost_update::LostUpdate;
 pub use monitor_race::MonitorRace;
 pub use orphan_task::OrphanTask;
@@ -70,4 +74,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(LeakedTimer)
         .with(SplitRegistry)
         .with(Failover)
+        .with(LeaseDrift)
 }
