@@ -32,6 +32,8 @@
 //!   detection, and a restarted primary must not lead again (needs swarm plans' long episodes).
 //! - `lease-drift` (`lease_drift.rs`): a lease holder trusting its own clock against a remote
 //!   expiry stamp, against a monotonic timer with a drift margin (needs clock faults).
+//! - `unsynced-ack` (`unsynced_ack.rs`): a write acknowledged before its sync, lost by a crash
+//!   of the node's disk (`rt::Disk`), against sync-then-acknowledge.
 
 mod blocking_call;
 mod failover;
@@ -45,6 +47,7 @@ mod split_registry;
 mod stale_registry;
 mod supervisor_limits;
 mod transaction_rollback;
+mod unsynced_ack;
 mod wire;
 
 pub use blocking_call::BlockingCall;
@@ -59,6 +62,7 @@ pub use split_registry::SplitRegistry;
 pub use stale_registry::StaleRegistry;
 pub use supervisor_limits::SupervisorLimits;
 pub use transaction_rollback::TransactionRollback;
+pub use unsynced_ack::UnsyncedAck;
 
 /// Every scenario of the project, in listing order.
 pub fn catalogue() -> groundhog_sim::Catalogue {
@@ -75,4 +79,5 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(SplitRegistry)
         .with(Failover)
         .with(LeaseDrift)
+        .with(UnsyncedAck)
 }

@@ -2,7 +2,8 @@
 //!
 //! One set of names everywhere (API, plan files, traces, CLI, docs): `crash-node`,
 //! `restart-node`, `pause-node`, `resume-node`, `kill-process`, `partition`, `heal`, `clog-link`,
-//! `unclog-link`, `set-loss`, `set-latency`, `clock-skew`, `clock-drift`.
+//! `unclog-link`, `set-loss`, `set-latency`, `clock-skew`, `clock-drift`, `disk-stall`,
+//! `disk-full`, `disk-corrupt`.
 //!
 //! A plan is data: hand-written in TOML or JSON, or generated from a seed. Every plan ends with a
 //! quiet phase: at `quiet_at_ms` the harness heals everything (restarts crashed nodes, resumes
@@ -84,6 +85,22 @@ pub enum Fault {
         node: u32,
         rate: f64,
     },
+    /// Every operation on `node`'s disk first waits `latency_ms` (0 ends the stall; so does the
+    /// quiet phase).
+    DiskStall {
+        node: u32,
+        latency_ms: u64,
+    },
+    /// Writes to `node`'s disk fail with `DiskError::Full` while `full` (the quiet phase frees it).
+    DiskFull {
+        node: u32,
+        full: bool,
+    },
+    /// Damages `node`'s last unsynced write, or else its last synced record (a torn write);
+    /// reading it is `DiskError::Corrupt`. Data stays damaged: the quiet phase repairs nothing.
+    DiskCorrupt {
+        node: u32,
+    },
 }
 
 /// The name of each kind of fault, for choosing which ones a generated plan may use.
@@ -103,10 +120,13 @@ pub enum FaultKind {
     SetLatency,
     ClockSkew,
     ClockDrift,
+    DiskStall,
+    DiskFull,
+    DiskCorrupt,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::CrashNode,
         FaultKind::RestartNode,
         FaultKind::PauseNode,
@@ -120,6 +140,9 @@ impl FaultKind {
         FaultKind::SetLatency,
         FaultKind::ClockSkew,
         FaultKind::ClockDrift,
+        FaultKind::DiskStall,
+        FaultKind::DiskFull,
+        FaultKind::DiskCorrupt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -137,6 +160,9 @@ impl FaultKind {
             FaultKind::SetLatency => "set-latency",
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::ClockDrift => "clock-drift",
+            FaultKind::DiskStall => "disk-stall",
+            FaultKind::DiskFull => "disk-full",
+            FaultKind::DiskCorrupt => "disk-corrupt",
         }
     }
 }
@@ -177,6 +203,9 @@ impl Fault {
             Fault::SetLatency { .. } => FaultKind::SetLatency,
             Fault::ClockSkew { .. } => FaultKind::ClockSkew,
             Fault::ClockDrift { .. } => FaultKind::ClockDrift,
+            Fault::DiskStall { .. } => FaultKind::DiskStall,
+            Fault::DiskFull { .. } => FaultKind::DiskFull,
+            Fault::DiskCorrupt { .. } => FaultKind::DiskCorrupt,
         }
     }
 
@@ -188,7 +217,10 @@ impl Fault {
             | Fault::ResumeNode { node }
             | Fault::KillProcess { node, .. }
             | Fault::ClockSkew { node, .. }
-            | Fault::ClockDrift { node, .. } => vec![*node],
+            | Fault::ClockDrift { node, .. }
+            | Fault::DiskStall { node, .. }
+            | Fault::DiskFull { node, .. }
+            | Fault::DiskCorrupt { node } => vec![*node],
             Fault::Partition { groups } => groups.iter().flatten().copied().collect(),
             Fault::ClogLink { from, to } | Fault::UnclogLink { from, to } => vec![*from, *to],
             Fault::Heal | Fault::SetLoss { .. } | Fault::SetLatency { .. } => vec![],
@@ -237,6 +269,11 @@ impl Fault {
             Fault::ClockDrift { rate, .. } if !(MIN_CLOCK_RATE..=MAX_CLOCK_RATE).contains(rate) => {
                 return Err(format!(
                     "clock-drift rate {rate} is not between {MIN_CLOCK_RATE} and {MAX_CLOCK_RATE}"
+                ));
+            }
+            Fault::DiskStall { latency_ms, .. } if *latency_ms > MAX_LATENCY_MS => {
+                return Err(format!(
+                    "disk-stall latency_ms {latency_ms} is past the largest latency {MAX_LATENCY_MS} ms"
                 ));
             }
             _ => {}
@@ -288,6 +325,11 @@ impl fmt::Display for Fault {
             Fault::SetLatency { min_ms, max_ms } => write!(f, " min_ms={min_ms} max_ms={max_ms}"),
             Fault::ClockSkew { node, offset_ms } => write!(f, " node={node} offset_ms={offset_ms}"),
             Fault::ClockDrift { node, rate } => write!(f, " node={node} rate={rate}"),
+            Fault::DiskStall { node, latency_ms } => {
+                write!(f, " node={node} latency_ms={latency_ms}")
+            }
+            Fault::DiskFull { node, full } => write!(f, " node={node} full={full}"),
+            Fault::DiskCorrupt { node } => write!(f, " node={node}"),
             Fault::Heal => Ok(()),
         }
     }
@@ -888,6 +930,29 @@ impl FaultPlan {
                         },
                         Fault::ClockDrift { node, rate: 1.0 },
                     )
+                }
+                // 5 to 200 ms per operation, for the episode.
+                FaultKind::DiskStall => (
+                    Fault::DiskStall {
+                        node,
+                        latency_ms: rng.gen_range(5..=200),
+                    },
+                    Fault::DiskStall {
+                        node,
+                        latency_ms: 0,
+                    },
+                ),
+                FaultKind::DiskFull => (
+                    Fault::DiskFull { node, full: true },
+                    Fault::DiskFull { node, full: false },
+                ),
+                // Damage has no undo; like kill-process it is one fault.
+                FaultKind::DiskCorrupt => {
+                    faults.push(TimedFault {
+                        at_ms: start,
+                        fault: Fault::DiskCorrupt { node },
+                    });
+                    continue;
                 }
                 FaultKind::RestartNode
                 | FaultKind::ResumeNode

@@ -511,6 +511,8 @@ struct Damage {
     clogged: BTreeSet<(u32, u32)>,
     /// Nodes whose clock a `clock-skew` or `clock-drift` changed.
     clocks: BTreeSet<u32>,
+    /// Nodes whose disk a `disk-stall` or `disk-full` is slowing or filling.
+    disks: BTreeSet<u32>,
 }
 
 async fn apply_plan(
@@ -559,10 +561,16 @@ async fn apply_plan(
             control.reset_clock(node);
         }
     }
+    for n in &damage.disks {
+        if let Some(node) = nodes.get(n) {
+            control.disk_stall(node, Duration::ZERO);
+            control.disk_full(node, false);
+        }
+    }
     control
         .set_net(&base)
         .expect("the base network config was validated");
-    if damage.clocks.is_empty() {
+    if damage.clocks.is_empty() && damage.disks.is_empty() {
         event!(
             "fault",
             fault = "quiet",
@@ -578,7 +586,8 @@ async fn apply_plan(
             restarted = damage.crashed.len(),
             resumed = damage.paused.len(),
             unclogged = damage.clogged.len(),
-            clocks_reset = damage.clocks.len()
+            clocks_reset = damage.clocks.len(),
+            disks_freed = damage.disks.len()
         );
     }
 }
@@ -690,6 +699,23 @@ fn apply(
             let target = node(n)?;
             damage.clocks.insert(*n);
             control.drift_clock(&target, *rate);
+        }
+        Fault::DiskStall {
+            node: n,
+            latency_ms,
+        } => {
+            let target = node(n)?;
+            damage.disks.insert(*n);
+            control.disk_stall(&target, Duration::from_millis(*latency_ms));
+        }
+        Fault::DiskFull { node: n, full } => {
+            let target = node(n)?;
+            damage.disks.insert(*n);
+            control.disk_full(&target, *full);
+        }
+        Fault::DiskCorrupt { node: n } => {
+            let target = node(n)?;
+            control.disk_corrupt(&target).ok_or("nothing-to-corrupt")?;
         }
     }
     Ok(())
