@@ -6,6 +6,7 @@
 
 mod agents;
 mod clocks;
+mod disks;
 mod invariants;
 mod plan_files;
 mod plans;
