@@ -5,6 +5,8 @@
 //! returns early; the scenarios crate's `real_build` test covers that build's behaviour.
 
 mod agents;
+mod clocks;
+mod disks;
 mod invariants;
 mod plan_files;
 mod plans;

@@ -1,7 +1,10 @@
 //! Groundhog's runtime: OTP-style processes over one executor seam.
 //!
-//! - [`rt`]: the one seam to the executor, clock, network, random source and (under
-//!   simulation) the simulated world. Nothing else in Groundhog names the backend.
+//! - [`rt`]: the one seam to the executor, clocks (per node under simulation), network, disks
+//!   ([`rt::Disk`]), random source and (under simulation) the simulated world. Nothing else in
+//!   Groundhog names the backend.
+//! - [`disk`]: the simulated disk's store (buffered writes, checksummed records) behind
+//!   [`rt::Disk`].
 //! - [`trace`]: how runtime code reports observable events, so a harness can record them.
 //! - Processes: [`Node`] (`node.rs`, `node/`) spawns them and holds their links, monitors and
 //!   pending calls; a process sees its [`Ctx`] and receives [`Event`]s (`process.rs`).
@@ -50,6 +53,7 @@ mod actor;
 pub mod agent_monitor;
 pub mod agents;
 pub mod buggify;
+pub mod disk;
 mod error;
 mod mailbox;
 mod net;

@@ -17,8 +17,15 @@ pub use rand_chacha::ChaCha8Rng;
 
 pub use madsim::net::Endpoint;
 pub use madsim::task::{yield_now, AbortHandle, JoinHandle};
-pub use madsim::time::error::Elapsed;
-pub use madsim::time::{sleep, timeout, Duration, Instant};
+pub use madsim::time::Duration;
+
+mod clock;
+mod disk;
+pub use clock::{
+    local_nanos, sleep, sleep_until, sleep_until_time, system_time, timeout, Elapsed, Instant,
+    Sleep,
+};
+pub use disk::{Disk, DiskError};
 
 /// `#[rt::test]`: an async test on this build's executor, run by [`run_test`]: under
 /// simulation a fresh world per seed of a fixed range, so every run explores the same schedules.
@@ -241,6 +248,8 @@ pub use backend::{elapsed, run_test, spawn, task_count, world_state, Control, Si
 
 #[cfg(madsim)]
 mod backend {
+    use super::clock::backend::Clocks;
+    use super::disk::backend::Disks;
     use super::{check_net, latency_range, node_addr, Duration, NetConfig, WorldError};
     use madsim::net::NetSim;
     use madsim::plugin::{self, Simulator};
@@ -372,9 +381,11 @@ mod backend {
 
         fn with_config(seed: u64, config: madsim::Config) -> World {
             let runtime = Runtime::with_seed_and_config(seed, config);
-            // Draws nothing from the world's randomness, so schedules are unchanged.
+            // Draw nothing from the world's randomness, so schedules are unchanged.
             runtime.add_simulator::<Leftovers>();
             runtime.add_simulator::<Locals>();
+            runtime.add_simulator::<Clocks>();
+            runtime.add_simulator::<Disks>();
             World {
                 runtime,
                 leftovers: OnceLock::new(),
@@ -539,6 +550,44 @@ mod backend {
             self.net.unclog_link(from.handle.id(), to.handle.id());
         }
 
+        /// Steps `node`'s wall clock by `offset` (forward when `ahead`): `clock-skew`.
+        pub fn skew_clock(&self, node: &SimNode, offset: Duration, ahead: bool) {
+            let ns = offset.as_nanos() as i128;
+            plugin::simulator::<Clocks>().skew(node.handle.id(), if ahead { ns } else { -ns });
+        }
+
+        /// From now on `node`'s clocks run `rate` times as fast as global time: `clock-drift`.
+        pub fn drift_clock(&self, node: &SimNode, rate: f64) {
+            plugin::simulator::<Clocks>().drift(node.handle.id(), rate);
+        }
+
+        /// The quiet phase's undo of skew and drift: `node`'s clocks run at global speed again
+        /// and its wall clock reads global time (its monotonic clock keeps what drift added).
+        pub fn reset_clock(&self, node: &SimNode) {
+            plugin::simulator::<Clocks>().reset(node.handle.id());
+        }
+
+        /// Every operation on `node`'s disk first waits `latency` (zero: no stall): `disk-stall`.
+        pub fn disk_stall(&self, node: &SimNode, latency: Duration) {
+            plugin::simulator::<Disks>().stall(node.handle.id(), latency);
+        }
+
+        /// Writes to `node`'s disk fail with `DiskError::Full` while `full`: `disk-full`.
+        pub fn disk_full(&self, node: &SimNode, full: bool) {
+            plugin::simulator::<Disks>().full(node.handle.id(), full);
+        }
+
+        /// Damages `node`'s last unsynced write, or else its last synced record:
+        /// `disk-corrupt`. Returns the damaged key, or `None` when there was nothing to damage.
+        pub fn disk_corrupt(&self, node: &SimNode) -> Option<String> {
+            plugin::simulator::<Disks>().corrupt(node.handle.id())
+        }
+
+        /// Writes made on `node`'s disk since its last sync (what a crash would lose now).
+        pub fn unsynced_writes(&self, node: &SimNode) -> usize {
+            plugin::simulator::<Disks>().unsynced(node.handle.id())
+        }
+
         pub fn set_net(&self, net: &NetConfig) -> Result<(), WorldError> {
             check_net(net)?;
             self.net.update_config(|c| {
@@ -668,6 +717,34 @@ mod backend {
             match self.never {}
         }
 
+        pub fn skew_clock(&self, _node: &SimNode, _offset: Duration, _ahead: bool) {
+            match self.never {}
+        }
+
+        pub fn drift_clock(&self, _node: &SimNode, _rate: f64) {
+            match self.never {}
+        }
+
+        pub fn reset_clock(&self, _node: &SimNode) {
+            match self.never {}
+        }
+
+        pub fn disk_stall(&self, _node: &SimNode, _latency: Duration) {
+            match self.never {}
+        }
+
+        pub fn disk_full(&self, _node: &SimNode, _full: bool) {
+            match self.never {}
+        }
+
+        pub fn disk_corrupt(&self, _node: &SimNode) -> Option<String> {
+            match self.never {}
+        }
+
+        pub fn unsynced_writes(&self, _node: &SimNode) -> usize {
+            match self.never {}
+        }
+
         pub fn set_net(&self, _net: &NetConfig) -> Result<(), WorldError> {
             match self.never {}
         }
@@ -769,6 +846,169 @@ mod tests {
             drops.load(Ordering::SeqCst),
             5,
             "every pending task was dropped"
+        );
+    }
+
+    /// Per-node clocks: a timer follows its node's clocks, not global time. On a node whose
+    /// wall clock is stepped +500 ms a wall-clock deadline of 2 s fires at global 1.5 s, while
+    /// its monotonic sleeps keep global length; on a node running twice as fast a 1 s sleep (and
+    /// a 1 s timeout) ends at global 0.5 s; a wall-clock deadline pending when its node's clock
+    /// is stepped forward 5 s is re-aimed and fires 5 s early; the supervisor's own sleep keeps
+    /// global time, and a reset node's wall clock reads global time again.
+    #[test]
+    fn a_skewed_or_drifting_nodes_timers_fire_at_its_own_time() {
+        if !super::SIMULATED {
+            return;
+        }
+        let world = World::new(1, &NetConfig::default(), None).unwrap();
+        let fired = world.block_on(async {
+            let control = Control::current().unwrap();
+            let nodes: Vec<_> = (0..3)
+                .map(|i| control.create_node(i, std::future::pending::<()>))
+                .collect();
+            let (tx, rx) = std::sync::mpsc::channel::<(&str, Duration)>();
+            // The world's date at global time zero, as the supervisor's wall clock says.
+            let date = super::system_time() - super::elapsed();
+            control.skew_clock(&nodes[0], Duration::from_millis(500), true);
+            control.drift_clock(&nodes[1], 2.0);
+            let t = tx.clone();
+            control.spawn_on(&nodes[0], async move {
+                let local = super::system_time().duration_since(date).unwrap();
+                assert!(local >= Duration::from_millis(500), "{local:?}");
+                assert!(super::local_nanos().is_some());
+                super::sleep(Duration::from_millis(100)).await;
+                t.send(("skewed-sleep", super::elapsed())).unwrap();
+                super::sleep_until_time(date + Duration::from_secs(2)).await;
+                t.send(("skewed-deadline", super::elapsed())).unwrap();
+            });
+            let t = tx.clone();
+            control.spawn_on(&nodes[1], async move {
+                let began = super::Instant::now();
+                super::sleep(Duration::from_secs(1)).await;
+                let local = began.elapsed();
+                t.send(("drift-sleep", super::elapsed())).unwrap();
+                assert!(local >= Duration::from_secs(1), "{local:?}");
+                let never = std::future::pending::<()>();
+                let r = super::timeout(Duration::from_secs(1), never).await;
+                assert_eq!(r, Err(super::Elapsed));
+                t.send(("drift-timeout", super::elapsed())).unwrap();
+            });
+            let t = tx.clone();
+            control.spawn_on(&nodes[2], async move {
+                super::sleep_until_time(date + Duration::from_secs(10)).await;
+                t.send(("stepped", super::elapsed())).unwrap();
+            });
+            super::sleep(Duration::from_secs(1)).await;
+            control.skew_clock(&nodes[2], Duration::from_secs(5), true);
+            super::sleep(Duration::from_secs(1)).await;
+            tx.send(("supervisor", super::elapsed())).unwrap();
+            control.reset_clock(&nodes[0]);
+            let t = tx.clone();
+            control.spawn_on(&nodes[0], async move {
+                assert_eq!(super::local_nanos(), None, "reads global time again");
+                t.send(("reset", super::elapsed())).unwrap();
+            });
+            super::sleep(Duration::from_secs(10)).await;
+            drop(tx);
+            rx.iter().collect::<Vec<_>>()
+        });
+        let got: Vec<(&str, u128)> = fired.into_iter().map(|(n, d)| (n, d.as_millis())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("skewed-sleep", 100),
+                ("drift-sleep", 500),
+                ("drift-timeout", 1000),
+                ("skewed-deadline", 1500),
+                ("supervisor", 2000),
+                ("reset", 2000),
+                ("stepped", 5000),
+            ]
+        );
+    }
+
+    /// A node's disk is crash-consistent: after `crash` and `restart` the node reads exactly
+    /// what it synced (the unsynced write is gone, the synced one survives); a record damaged
+    /// by `disk_corrupt` reads as `DiskError::Corrupt`, never as data; `disk_full` fails
+    /// writes with `DiskError::Full`; `disk_stall` delays every operation.
+    #[test]
+    fn a_crash_loses_unsynced_writes_and_corruption_is_reported() {
+        use super::{Disk, DiskError};
+        if !super::SIMULATED {
+            return;
+        }
+        type Seen = (
+            Result<Option<Vec<u8>>, DiskError>,
+            Result<Option<Vec<u8>>, DiskError>,
+        );
+        let world = World::new(1, &NetConfig::default(), None).unwrap();
+        let (boots, later) = world.block_on(async {
+            let control = Control::current().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel::<Seen>();
+            let node = control.create_node(0, move || {
+                let tx = tx.clone();
+                async move {
+                    let disk = Disk::open("data").unwrap();
+                    let seen = (disk.get("synced").await, disk.get("unsynced").await);
+                    let first = seen == (Ok(None), Ok(None));
+                    tx.send(seen).unwrap();
+                    if first {
+                        disk.put("synced", b"kept").await.unwrap();
+                        disk.sync().await.unwrap();
+                        disk.put("unsynced", b"lost").await.unwrap();
+                        assert_eq!(disk.get("unsynced").await, Ok(Some(b"lost".to_vec())));
+                    }
+                    // madsim ends a node whose init returns (docs/madsim.md).
+                    std::future::pending::<()>().await
+                }
+            });
+            super::sleep(Duration::from_millis(10)).await;
+            assert_eq!(control.unsynced_writes(&node), 1);
+            control.crash(&node);
+            control.restart(&node);
+            super::sleep(Duration::from_millis(10)).await;
+            let boots: Vec<Seen> = rx.try_iter().collect();
+            let (tx, rx) = std::sync::mpsc::channel::<(&str, String)>();
+            let t = tx.clone();
+            control.spawn_on(&node, async move {
+                let disk = Disk::open("data").unwrap();
+                disk.put("torn", b"half a record").await.unwrap();
+                t.send(("put", String::new())).unwrap();
+            });
+            super::sleep(Duration::from_millis(10)).await;
+            assert_eq!(control.disk_corrupt(&node).as_deref(), Some("data/torn"));
+            control.disk_full(&node, true);
+            control.disk_stall(&node, Duration::from_millis(100));
+            let t = tx.clone();
+            control.spawn_on(&node, async move {
+                let disk = Disk::open("data").unwrap();
+                let began = super::elapsed();
+                let got = disk.get("torn").await;
+                t.send(("torn", format!("{got:?}"))).unwrap();
+                let stalled = super::elapsed() - began;
+                t.send(("stalled", format!("{}", stalled.as_millis())))
+                    .unwrap();
+                let full = disk.put("more", b"x").await;
+                t.send(("full", format!("{full:?}"))).unwrap();
+            });
+            super::sleep(Duration::from_secs(1)).await;
+            drop(tx);
+            (boots, rx.try_iter().collect::<Vec<_>>())
+        });
+        assert_eq!(
+            boots,
+            vec![(Ok(None), Ok(None)), (Ok(Some(b"kept".to_vec())), Ok(None)),],
+            "the restarted node reads what it synced, not what it did not"
+        );
+        let later: Vec<(&str, &str)> = later.iter().map(|(a, b)| (*a, b.as_str())).collect();
+        assert_eq!(
+            later,
+            vec![
+                ("put", ""),
+                ("torn", "Err(Corrupt { key: \"torn\" })"),
+                ("stalled", "100"),
+                ("full", "Err(Full)"),
+            ]
         );
     }
 

@@ -46,6 +46,10 @@
 //!   empty; acknowledged writes must survive it (needs faults aimed at processes).
 //! - `impatient-lookup` (`impatient_lookup.rs`): a client that looks a restarted worker up once
 //!   gives up when the restart comes late (needs buggify, no fault plan).
+//! - `lease-drift` (`lease_drift.rs`): a lease holder trusting its own clock against a remote
+//!   expiry stamp, against a monotonic timer with a drift margin (needs clock faults).
+//! - `unsynced-ack` (`unsynced_ack.rs`): a write acknowledged before its sync, lost by a crash
+//!   of the node's disk (`rt::Disk`), against sync-then-acknowledge.
 
 mod amnesiac_restart;
 mod blocking_call;
@@ -56,6 +60,7 @@ mod failover;
 mod flaky_backpressure;
 mod impatient_lookup;
 mod leaked_timer;
+mod lease_drift;
 mod lost_update;
 mod monitor_race;
 mod orphan_task;
@@ -64,6 +69,7 @@ mod split_registry;
 mod stale_registry;
 mod supervisor_limits;
 mod transaction_rollback;
+mod unsynced_ack;
 mod wire;
 
 pub use amnesiac_restart::AmnesiacRestart;
@@ -75,6 +81,7 @@ pub use failover::Failover;
 pub use flaky_backpressure::FlakyBackpressure;
 pub use impatient_lookup::ImpatientLookup;
 pub use leaked_timer::LeakedTimer;
+pub use lease_drift::LeaseDrift;
 pub use lost_update::LostUpdate;
 pub use monitor_race::MonitorRace;
 pub use orphan_task::OrphanTask;
@@ -83,6 +90,7 @@ pub use split_registry::SplitRegistry;
 pub use stale_registry::StaleRegistry;
 pub use supervisor_limits::SupervisorLimits;
 pub use transaction_rollback::TransactionRollback;
+pub use unsynced_ack::UnsyncedAck;
 
 /// Every scenario of the project, in listing order.
 pub fn catalogue() -> groundhog_sim::Catalogue {
@@ -104,4 +112,6 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(FlakyBackpressure)
         .with(AmnesiacRestart)
         .with(ImpatientLookup)
+        .with(LeaseDrift)
+        .with(UnsyncedAck)
 }

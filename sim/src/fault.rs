@@ -2,8 +2,8 @@
 //!
 //! One set of names everywhere (API, plan files, traces, CLI, docs): `crash-node`,
 //! `restart-node`, `pause-node`, `resume-node`, `kill-process`, `exit-process`, `partition`,
-//! `heal`, `clog-link`,
-//! `unclog-link`, `set-loss`, `set-latency`.
+//! `heal`, `clog-link`, `unclog-link`, `set-loss`, `set-latency`, `clock-skew`, `clock-drift`,
+//! `disk-stall`, `disk-full`, `disk-corrupt`.
 //!
 //! A plan is data: hand-written in TOML or JSON, or generated from a seed. Every plan ends with a
 //! quiet phase: at `quiet_at_ms` the harness heals everything (restarts crashed nodes, resumes
@@ -85,6 +85,34 @@ pub enum Fault {
         min_ms: u64,
         max_ms: u64,
     },
+    /// Moves `node`'s clock by `offset_ms` (either sign) at once. The quiet phase sets every
+    /// changed clock back to global time.
+    ClockSkew {
+        node: u32,
+        offset_ms: i64,
+    },
+    /// From now on `node`'s clock runs `rate` times as fast as global time (1.0 stops drifting
+    /// and keeps the offset gained so far). Undone by the quiet phase, like `clock-skew`.
+    ClockDrift {
+        node: u32,
+        rate: f64,
+    },
+    /// Every operation on `node`'s disk first waits `latency_ms` (0 ends the stall; so does the
+    /// quiet phase).
+    DiskStall {
+        node: u32,
+        latency_ms: u64,
+    },
+    /// Writes to `node`'s disk fail with `DiskError::Full` while `full` (the quiet phase frees it).
+    DiskFull {
+        node: u32,
+        full: bool,
+    },
+    /// Damages `node`'s last unsynced write, or else its last synced record (a torn write);
+    /// reading it is `DiskError::Corrupt`. Data stays damaged: the quiet phase repairs nothing.
+    DiskCorrupt {
+        node: u32,
+    },
 }
 
 /// The name of each kind of fault, for choosing which ones a generated plan may use.
@@ -103,10 +131,15 @@ pub enum FaultKind {
     UnclogLink,
     SetLoss,
     SetLatency,
+    ClockSkew,
+    ClockDrift,
+    DiskStall,
+    DiskFull,
+    DiskCorrupt,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::CrashNode,
         FaultKind::RestartNode,
         FaultKind::PauseNode,
@@ -119,6 +152,11 @@ impl FaultKind {
         FaultKind::UnclogLink,
         FaultKind::SetLoss,
         FaultKind::SetLatency,
+        FaultKind::ClockSkew,
+        FaultKind::ClockDrift,
+        FaultKind::DiskStall,
+        FaultKind::DiskFull,
+        FaultKind::DiskCorrupt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -135,6 +173,11 @@ impl FaultKind {
             FaultKind::UnclogLink => "unclog-link",
             FaultKind::SetLoss => "set-loss",
             FaultKind::SetLatency => "set-latency",
+            FaultKind::ClockSkew => "clock-skew",
+            FaultKind::ClockDrift => "clock-drift",
+            FaultKind::DiskStall => "disk-stall",
+            FaultKind::DiskFull => "disk-full",
+            FaultKind::DiskCorrupt => "disk-corrupt",
         }
     }
 }
@@ -174,6 +217,11 @@ impl Fault {
             Fault::UnclogLink { .. } => FaultKind::UnclogLink,
             Fault::SetLoss { .. } => FaultKind::SetLoss,
             Fault::SetLatency { .. } => FaultKind::SetLatency,
+            Fault::ClockSkew { .. } => FaultKind::ClockSkew,
+            Fault::ClockDrift { .. } => FaultKind::ClockDrift,
+            Fault::DiskStall { .. } => FaultKind::DiskStall,
+            Fault::DiskFull { .. } => FaultKind::DiskFull,
+            Fault::DiskCorrupt { .. } => FaultKind::DiskCorrupt,
         }
     }
 
@@ -184,7 +232,12 @@ impl Fault {
             | Fault::PauseNode { node }
             | Fault::ResumeNode { node }
             | Fault::KillProcess { node, .. }
-            | Fault::ExitProcess { node, .. } => vec![*node],
+            | Fault::ExitProcess { node, .. }
+            | Fault::ClockSkew { node, .. }
+            | Fault::ClockDrift { node, .. }
+            | Fault::DiskStall { node, .. }
+            | Fault::DiskFull { node, .. }
+            | Fault::DiskCorrupt { node } => vec![*node],
             Fault::Partition { groups } => groups.iter().flatten().copied().collect(),
             Fault::ClogLink { from, to } | Fault::UnclogLink { from, to } => vec![*from, *to],
             Fault::Heal | Fault::SetLoss { .. } | Fault::SetLatency { .. } => vec![],
@@ -240,6 +293,21 @@ impl Fault {
             Fault::SetLatency { max_ms, .. } if *max_ms > MAX_LATENCY_MS => {
                 return Err(format!(
                     "set-latency max_ms {max_ms} is past the largest latency {MAX_LATENCY_MS} ms"
+                ));
+            }
+            Fault::ClockSkew { offset_ms, .. } if offset_ms.unsigned_abs() > MAX_CLOCK_SKEW_MS => {
+                return Err(format!(
+                    "clock-skew offset_ms {offset_ms} is past the largest skew {MAX_CLOCK_SKEW_MS} ms"
+                ));
+            }
+            Fault::ClockDrift { rate, .. } if !(MIN_CLOCK_RATE..=MAX_CLOCK_RATE).contains(rate) => {
+                return Err(format!(
+                    "clock-drift rate {rate} is not between {MIN_CLOCK_RATE} and {MAX_CLOCK_RATE}"
+                ));
+            }
+            Fault::DiskStall { latency_ms, .. } if *latency_ms > MAX_LATENCY_MS => {
+                return Err(format!(
+                    "disk-stall latency_ms {latency_ms} is past the largest latency {MAX_LATENCY_MS} ms"
                 ));
             }
             _ => {}
@@ -300,6 +368,13 @@ impl fmt::Display for Fault {
             }
             Fault::SetLoss { rate } => write!(f, " rate={rate}"),
             Fault::SetLatency { min_ms, max_ms } => write!(f, " min_ms={min_ms} max_ms={max_ms}"),
+            Fault::ClockSkew { node, offset_ms } => write!(f, " node={node} offset_ms={offset_ms}"),
+            Fault::ClockDrift { node, rate } => write!(f, " node={node} rate={rate}"),
+            Fault::DiskStall { node, latency_ms } => {
+                write!(f, " node={node} latency_ms={latency_ms}")
+            }
+            Fault::DiskFull { node, full } => write!(f, " node={node} full={full}"),
+            Fault::DiskCorrupt { node } => write!(f, " node={node}"),
             Fault::Heal => Ok(()),
         }
     }
@@ -1069,6 +1144,54 @@ impl FaultPlan {
                         },
                     )
                 }
+                // A jump of 50 ms to 2 s either way, undone by the jump back.
+                FaultKind::ClockSkew => {
+                    let ms = i64::from(rng.gen_range(50u32..=2_000));
+                    let offset_ms = if rng.gen_bool(0.5) { ms } else { -ms };
+                    (
+                        Fault::ClockSkew { node, offset_ms },
+                        Fault::ClockSkew {
+                            node,
+                            offset_ms: -offset_ms,
+                        },
+                    )
+                }
+                // 0.1% to 20% fast or slow; the undo stops the drift (the offset gained stays
+                // until the quiet phase).
+                FaultKind::ClockDrift => {
+                    let per_mille = f64::from(rng.gen_range(1u32..=200));
+                    let sign = if rng.gen_bool(0.5) { 1.0 } else { -1.0 };
+                    (
+                        Fault::ClockDrift {
+                            node,
+                            rate: 1.0 + sign * per_mille / 1000.0,
+                        },
+                        Fault::ClockDrift { node, rate: 1.0 },
+                    )
+                }
+                // 5 to 200 ms per operation, for the episode.
+                FaultKind::DiskStall => (
+                    Fault::DiskStall {
+                        node,
+                        latency_ms: rng.gen_range(5..=200),
+                    },
+                    Fault::DiskStall {
+                        node,
+                        latency_ms: 0,
+                    },
+                ),
+                FaultKind::DiskFull => (
+                    Fault::DiskFull { node, full: true },
+                    Fault::DiskFull { node, full: false },
+                ),
+                // Damage has no undo; like kill-process it is one fault.
+                FaultKind::DiskCorrupt => {
+                    faults.push(TimedFault {
+                        at_ms: start,
+                        fault: Fault::DiskCorrupt { node },
+                    });
+                    continue;
+                }
                 FaultKind::RestartNode
                 | FaultKind::ResumeNode
                 | FaultKind::Heal
@@ -1106,6 +1229,15 @@ pub const MAX_PLAN_BYTES: u64 = 1 << 20;
 /// The largest latency a plan may set, in milliseconds: a minute is past every failure detector
 /// and phase of the catalogue, so a larger value is a typo, not a network.
 pub const MAX_LATENCY_MS: u64 = 60_000;
+
+/// The largest clock jump a plan may make, in milliseconds: an hour is past every lease and
+/// timeout of the catalogue, so a larger value is a typo.
+pub const MAX_CLOCK_SKEW_MS: u64 = 3_600_000;
+
+/// The slowest and fastest clock rates a plan may set: real quartz drifts by parts per
+/// million; half or twice global time is already a broken clock.
+pub const MIN_CLOCK_RATE: f64 = 0.5;
+pub const MAX_CLOCK_RATE: f64 = 2.0;
 
 /// The first key of `given` (what the file said) that `known` (the same plan written back) lacks:
 /// serde drops unknown keys silently, so this is how a typo is caught.

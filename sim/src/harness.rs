@@ -531,6 +531,10 @@ struct Damage {
     crashed: BTreeSet<u32>,
     paused: BTreeSet<u32>,
     clogged: BTreeSet<(u32, u32)>,
+    /// Nodes whose clock a `clock-skew` or `clock-drift` changed.
+    clocks: BTreeSet<u32>,
+    /// Nodes whose disk a `disk-stall` or `disk-full` is slowing or filling.
+    disks: BTreeSet<u32>,
 }
 
 async fn apply_plan(
@@ -579,16 +583,40 @@ async fn apply_plan(
             control.unclog_link(a, b);
         }
     }
+    for n in &damage.clocks {
+        if let Some(node) = nodes.get(n) {
+            control.reset_clock(node);
+        }
+    }
+    for n in &damage.disks {
+        if let Some(node) = nodes.get(n) {
+            control.disk_stall(node, Duration::ZERO);
+            control.disk_full(node, false);
+        }
+    }
     control
         .set_net(&base)
         .expect("the base network config was validated");
-    event!(
-        "fault",
-        fault = "quiet",
-        restarted = damage.crashed.len(),
-        resumed = damage.paused.len(),
-        unclogged = damage.clogged.len()
-    );
+    if damage.clocks.is_empty() && damage.disks.is_empty() {
+        event!(
+            "fault",
+            fault = "quiet",
+            restarted = damage.crashed.len(),
+            resumed = damage.paused.len(),
+            unclogged = damage.clogged.len()
+        );
+    } else {
+        // Only runs that changed a clock say so, so every other trace keeps its hash.
+        event!(
+            "fault",
+            fault = "quiet",
+            restarted = damage.crashed.len(),
+            resumed = damage.paused.len(),
+            unclogged = damage.clogged.len(),
+            clocks_reset = damage.clocks.len(),
+            disks_freed = damage.disks.len()
+        );
+    }
 }
 
 async fn sleep_until(at: Duration) {
@@ -729,6 +757,34 @@ fn apply(
             control.set_net(net).expect("validated with the plan");
         }
         Fault::KillProcess { .. } => unreachable!("every target is matched above"),
+        Fault::ClockSkew { node: n, offset_ms } => {
+            let target = node(n)?;
+            damage.clocks.insert(*n);
+            let offset = Duration::from_millis(offset_ms.unsigned_abs());
+            control.skew_clock(&target, offset, *offset_ms > 0);
+        }
+        Fault::ClockDrift { node: n, rate } => {
+            let target = node(n)?;
+            damage.clocks.insert(*n);
+            control.drift_clock(&target, *rate);
+        }
+        Fault::DiskStall {
+            node: n,
+            latency_ms,
+        } => {
+            let target = node(n)?;
+            damage.disks.insert(*n);
+            control.disk_stall(&target, Duration::from_millis(*latency_ms));
+        }
+        Fault::DiskFull { node: n, full } => {
+            let target = node(n)?;
+            damage.disks.insert(*n);
+            control.disk_full(&target, *full);
+        }
+        Fault::DiskCorrupt { node: n } => {
+            let target = node(n)?;
+            control.disk_corrupt(&target).ok_or("nothing-to-corrupt")?;
+        }
     }
     Ok(None)
 }

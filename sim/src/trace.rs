@@ -2,7 +2,9 @@
 //! stamped with simulated time, folded into a running FNV-1a 64 hash.
 //!
 //! A line reads `<seconds>.<nanos> <node> <kind> <field>=<value> ...`, for example
-//! `0.012000000 n2 send to=1 msg=ping-7`; `--` stands for the harness (no node).
+//! `0.012000000 n2 send to=1 msg=ping-7`; `--` stands for the harness (no node). An event on a
+//! node whose clock a `clock-skew` or `clock-drift` changed ends with `local=<seconds>.<nanos>`,
+//! that node's own reading (signed), after the event's fields.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -324,6 +326,20 @@ impl Subscriber for Recorder {
         st.line.push(' ');
         st.line.push_str(kind);
         st.line.push_str(&st.fields);
+        // A node whose clock a fault changed also shows its own reading.
+        if let Some(local) = rt::local_nanos() {
+            st.line.push_str(" local=");
+            if local < 0 {
+                st.line.push('-');
+            }
+            let nanos = local.unsigned_abs();
+            let _ = write!(
+                st.line,
+                "{}.{:09}",
+                nanos / 1_000_000_000,
+                nanos % 1_000_000_000
+            );
+        }
         st.record(kind, self.keep_lines);
     }
 
