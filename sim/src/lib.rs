@@ -7,6 +7,10 @@
 //! - [`Trace`] and [`TraceHash`] (`trace.rs`): the recorded events and their FNV-1a 64 hash.
 //! - [`Invariants`] (`invariants.rs`): the runtime rules every run is checked against (one
 //!   `Down` per monitor, FIFO, nothing after a `Down`, supervision), skippable by name.
+//! - [`History`] (`history.rs`): operations a scenario's clients record (invoke, then ok /
+//!   fail / unknown), traced and exported as JSON.
+//! - [`checker`] (`checker/`): linearizability (register, map, set, queue, counter) and
+//!   transactional anomalies (Elle's G0 to G2) over histories.
 //! - [`check_determinism`] (`check.rs`): two fresh runs of a seed, first diverging event.
 //! - [`Sweep`] and [`Check`] (`sweep.rs`): many seeds over threads; seeded checks in `#[test]`s.
 //! - [`Prove`] (`prove.rs`): a flawed variant caught within its budget in every seed range, the
@@ -23,10 +27,12 @@
 //! ```
 
 mod check;
+pub mod checker;
 pub mod cli;
 mod coverage;
 mod fault;
 mod harness;
+mod history;
 mod invariants;
 mod prove;
 mod scenario;
@@ -42,6 +48,7 @@ pub use fault::{
     TimedFault, LONG_EPISODE_MS, MAX_LATENCY_MS, MAX_PLAN_BYTES,
 };
 pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim, MAX_NODES};
+pub use history::{History, OpId, Operation, Status, Value};
 pub use invariants::Invariants;
 pub use prove::{provable, Found, Proof, Prove, RangeSearch};
 pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};

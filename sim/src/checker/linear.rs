@@ -1,0 +1,271 @@
+//! Linearizability: is there one order of the operations, consistent with real time, in which
+//! the model explains every output?
+//!
+//! The search is Wing and Gong's, as Lowe and Porcupine refine it: take the operations of one key
+//! in invocation order; repeatedly pick a *minimal* one (invoked no later than every pending
+//! operation's answer), step the model with it, and backtrack when the model refuses. A pair
+//! (set of operations linearized so far, model state) reached once is never explored again
+//! (the memo), which turns the exponential search into one bounded by the distinct states.
+//!
+//! Operations that failed are dropped (they did not happen). Unknown ones (timeouts) may be
+//! linearized anywhere after their invocation or not at all; unknown reads are dropped. Keys are
+//! independent objects, checked one at a time (P-compositionality).
+//!
+//! Every model step counts against a budget; a search that runs out says so
+//! ([`Verdict::BudgetExhausted`]) instead of guessing. On failure, the key's operations are
+//! shrunk, one chunk at a time, to a sub-history that is still not linearizable but becomes so
+//! when any one of its operations is removed: the operations that cannot be ordered.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::checker::models::Model;
+use crate::history::{Operation, Status};
+
+/// The default budget: model steps over the whole history.
+pub const DEFAULT_BUDGET: u64 = 10_000_000;
+
+/// What the checker found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Linearizable,
+    NotLinearizable(NotLinearizable),
+    /// The search ran out of its step budget on `key`: no verdict.
+    BudgetExhausted {
+        key: String,
+        steps: u64,
+    },
+}
+
+impl Verdict {
+    pub fn is_linearizable(&self) -> bool {
+        matches!(self, Verdict::Linearizable)
+    }
+}
+
+/// A key whose operations no order explains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotLinearizable {
+    pub model: &'static str,
+    pub key: String,
+    /// A minimal sub-history of that key that is not linearizable (see the module docs).
+    pub ops: Vec<Operation>,
+    /// Whether the shrinking finished within the budget (`false`: still a failing
+    /// sub-history, perhaps not minimal).
+    pub minimal: bool,
+}
+
+impl NotLinearizable {
+    /// One paragraph for a failure message or a trace line.
+    pub fn explain(&self) -> String {
+        let ops: Vec<String> = self.ops.iter().map(Operation::describe).collect();
+        format!(
+            "key {:?} is not linearizable as a {}; {}these {} operations cannot be ordered: {}",
+            self.key,
+            self.model,
+            if self.minimal {
+                ""
+            } else {
+                "(not fully shrunk) "
+            },
+            ops.len(),
+            ops.join("; ")
+        )
+    }
+}
+
+/// The checker, configured: `Linear::new(&Counter).budget(1_000_000).check(&ops)`.
+pub struct Linear<'m, M: Model> {
+    model: &'m M,
+    budget: u64,
+}
+
+impl<'m, M: Model> Linear<'m, M> {
+    pub fn new(model: &'m M) -> Self {
+        Linear {
+            model,
+            budget: DEFAULT_BUDGET,
+        }
+    }
+
+    /// Model steps allowed over the whole check, shrinking included.
+    pub fn budget(mut self, steps: u64) -> Self {
+        self.budget = steps;
+        self
+    }
+
+    pub fn check(&self, ops: &[Operation]) -> Verdict {
+        let mut by_key: BTreeMap<&str, Vec<Operation>> = BTreeMap::new();
+        for op in ops {
+            let dropped =
+                op.status == Status::Fail || (op.status != Status::Ok && self.model.read_only(op));
+            if !dropped {
+                by_key.entry(op.key.as_str()).or_default().push(op.clone());
+            }
+        }
+        let mut left = self.budget;
+        for (key, ops) in by_key {
+            match search(self.model, &ops, &mut left) {
+                Some(true) => {}
+                None => {
+                    return Verdict::BudgetExhausted {
+                        key: key.to_string(),
+                        steps: self.budget,
+                    }
+                }
+                Some(false) => {
+                    let (ops, minimal) = shrink(self.model, ops, &mut left);
+                    return Verdict::NotLinearizable(NotLinearizable {
+                        model: self.model.name(),
+                        key: key.to_string(),
+                        ops,
+                        minimal,
+                    });
+                }
+            }
+        }
+        Verdict::Linearizable
+    }
+}
+
+/// Checks `ops` against `model` with the default budget.
+pub fn check<M: Model>(model: &M, ops: &[Operation]) -> Verdict {
+    Linear::new(model).check(ops)
+}
+
+/// A fixed-size set of operation indices.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Self {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn flip(&mut self, i: usize) {
+        self.0[i / 64] ^= 1 << (i % 64);
+    }
+
+    /// The first index not in the set, from word `from`.
+    fn first_clear(&self, from: usize) -> usize {
+        let mut w = from;
+        while w < self.0.len() && self.0[w] == u64::MAX {
+            w += 1;
+        }
+        w * 64 + self.0.get(w).map_or(0, |x| x.trailing_ones() as usize)
+    }
+}
+
+/// Whether one key's operations are linearizable: `None` when the budget ran out.
+fn search<M: Model>(model: &M, ops: &[Operation], left: &mut u64) -> Option<bool> {
+    let mut ops: Vec<&Operation> = ops.iter().collect();
+    ops.sort_by_key(|op| (op.invoke_ns, op.id));
+    let n = ops.len();
+    let invoke: Vec<u64> = ops.iter().map(|o| o.invoke_ns).collect();
+    let ret: Vec<u64> = ops
+        .iter()
+        .map(|o| o.complete_ns.unwrap_or(u64::MAX))
+        .collect();
+    let required = ops.iter().filter(|o| o.status == Status::Ok).count();
+
+    // The operations that may go next: not linearized, invoked no later than the earliest
+    // answer among the operations not linearized.
+    let candidates = |done: &Bits| -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut min_ret = u64::MAX;
+        let mut i = done.first_clear(0);
+        while i < n {
+            if !done.get(i) {
+                if invoke[i] > min_ret {
+                    break;
+                }
+                min_ret = min_ret.min(ret[i]);
+                out.push(i);
+            }
+            i += 1;
+        }
+        out.retain(|&c| invoke[c] <= min_ret);
+        out
+    };
+
+    struct Frame<S> {
+        done: Bits,
+        linearized: usize,
+        state: S,
+        next: Vec<usize>,
+    }
+    let mut seen: HashSet<(Bits, M::State)> = HashSet::new();
+    let start = Bits::new(n);
+    let mut stack = vec![Frame {
+        next: candidates(&start),
+        done: start,
+        linearized: 0,
+        state: model.init(),
+    }];
+    while let Some(top) = stack.last_mut() {
+        if top.linearized == required {
+            return Some(true);
+        }
+        let Some(c) = top.next.pop() else {
+            stack.pop();
+            continue;
+        };
+        if *left == 0 {
+            return None;
+        }
+        *left -= 1;
+        let Some(state) = model.step(&top.state, ops[c]) else {
+            continue;
+        };
+        let mut done = top.done.clone();
+        done.flip(c);
+        let linearized = top.linearized + usize::from(ops[c].status == Status::Ok);
+        if !seen.insert((done.clone(), state.clone())) {
+            continue;
+        }
+        stack.push(Frame {
+            next: candidates(&done),
+            done,
+            linearized,
+            state,
+        });
+    }
+    Some(required == 0)
+}
+
+/// Shrinks a non-linearizable key history: drops unknown operations (optional ones never make
+/// a history fail), then removes chunks of halving size while the rest still fails.
+fn shrink<M: Model>(model: &M, ops: Vec<Operation>, left: &mut u64) -> (Vec<Operation>, bool) {
+    let fails = |ops: &[Operation], left: &mut u64| search(model, ops, left);
+    let mut cur = ops;
+    let known: Vec<Operation> = cur
+        .iter()
+        .filter(|o| o.status == Status::Ok)
+        .cloned()
+        .collect();
+    match fails(&known, left) {
+        Some(false) => cur = known,
+        Some(true) => {}
+        None => return (cur, false),
+    }
+    let mut chunk = cur.len().div_ceil(2).max(1);
+    loop {
+        let mut i = 0;
+        while i < cur.len() {
+            let end = (i + chunk).min(cur.len());
+            let rest: Vec<Operation> = cur[..i].iter().chain(&cur[end..]).cloned().collect();
+            match fails(&rest, left) {
+                Some(false) => cur = rest,
+                Some(true) => i = end,
+                None => return (cur, false),
+            }
+        }
+        if chunk == 1 {
+            return (cur, true);
+        }
+        chunk = chunk.div_ceil(2);
+    }
+}
