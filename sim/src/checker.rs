@@ -13,3 +13,6 @@ mod models;
 
 pub use linear::{check as check_linear, Linear, NotLinearizable, Verdict};
 pub use models::{Counter, Map, Model, Queue, Register, Set};
+
+#[cfg(test)]
+mod known;

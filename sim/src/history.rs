@@ -50,6 +50,18 @@ impl From<i64> for Value {
     }
 }
 
+impl From<i32> for Value {
+    fn from(i: i32) -> Self {
+        Value::Int(i64::from(i))
+    }
+}
+
+impl From<u32> for Value {
+    fn from(i: u32) -> Self {
+        Value::Int(i64::from(i))
+    }
+}
+
 impl From<u64> for Value {
     fn from(i: u64) -> Self {
         Value::Int(i64::try_from(i).unwrap_or(i64::MAX))

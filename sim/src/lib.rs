@@ -41,7 +41,7 @@ mod sweep;
 mod template;
 mod trace;
 
-pub use check::{check_determinism, Divergence};
+pub use check::{check_determinism, variant_divergence, Divergence};
 pub use coverage::CoverageRow;
 pub use fault::{
     Durations, Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanLimits, PlanNet, Swarm,

@@ -13,8 +13,11 @@
 //!
 //! Every model step counts against a budget; a search that runs out says so
 //! ([`Verdict::BudgetExhausted`]) instead of guessing. On failure, the key's operations are
-//! shrunk, one chunk at a time, to a sub-history that is still not linearizable but becomes so
-//! when any one of its operations is removed: the operations that cannot be ordered.
+//! shrunk to a minimal sub-history that is still not linearizable: a *conflict* (operations
+//! whose outputs no order explains together, while without any one of them the rest is
+//! explained) and the *context*: the other operations whose effects are needed for the failure,
+//! or to explain each conflict-but-one. A plain
+//! deletion-minimal sub-history would be useless: a lone read of a value nobody wrote.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -49,6 +52,9 @@ pub struct NotLinearizable {
     pub key: String,
     /// A minimal sub-history of that key that is not linearizable (see the module docs).
     pub ops: Vec<Operation>,
+    /// The operations of `ops` whose outputs conflict: remove any one and the rest is
+    /// explained; the others are the context (the writes) that explains each of them.
+    pub conflict: Vec<crate::history::OpId>,
     /// Whether the shrinking finished within the budget (`false`: still a failing
     /// sub-history, perhaps not minimal).
     pub minimal: bool,
@@ -57,18 +63,29 @@ pub struct NotLinearizable {
 impl NotLinearizable {
     /// One paragraph for a failure message or a trace line.
     pub fn explain(&self) -> String {
-        let ops: Vec<String> = self.ops.iter().map(Operation::describe).collect();
+        let part = |conflict: bool| -> Vec<String> {
+            self.ops
+                .iter()
+                .filter(|o| self.conflict.contains(&o.id) == conflict)
+                .map(Operation::describe)
+                .collect()
+        };
+        let (conflict, context) = (part(true), part(false));
+        let given = if context.is_empty() {
+            String::new()
+        } else {
+            format!(" given {}", context.join("; "))
+        };
         format!(
-            "key {:?} is not linearizable as a {}; {}these {} operations cannot be ordered: {}",
+            "key {:?} is not linearizable as a {}{}: no order explains {}{given}",
             self.key,
             self.model,
             if self.minimal {
                 ""
             } else {
-                "(not fully shrunk) "
+                " (not fully shrunk)"
             },
-            ops.len(),
-            ops.join("; ")
+            conflict.join("; "),
         )
     }
 }
@@ -113,11 +130,12 @@ impl<'m, M: Model> Linear<'m, M> {
                     }
                 }
                 Some(false) => {
-                    let (ops, minimal) = shrink(self.model, ops, &mut left);
+                    let (ops, conflict, minimal) = shrink(self.model, ops, &mut left);
                     return Verdict::NotLinearizable(NotLinearizable {
                         model: self.model.name(),
                         key: key.to_string(),
                         ops,
+                        conflict,
                         minimal,
                     });
                 }
@@ -236,36 +254,98 @@ fn search<M: Model>(model: &M, ops: &[Operation], left: &mut u64) -> Option<bool
     Some(required == 0)
 }
 
-/// Shrinks a non-linearizable key history: drops unknown operations (optional ones never make
-/// a history fail), then removes chunks of halving size while the rest still fails.
-fn shrink<M: Model>(model: &M, ops: Vec<Operation>, left: &mut u64) -> (Vec<Operation>, bool) {
-    let fails = |ops: &[Operation], left: &mut u64| search(model, ops, left);
-    let mut cur = ops;
-    let known: Vec<Operation> = cur
-        .iter()
-        .filter(|o| o.status == Status::Ok)
-        .cloned()
-        .collect();
-    match fails(&known, left) {
-        Some(false) => cur = known,
-        Some(true) => {}
-        None => return (cur, false),
-    }
-    let mut chunk = cur.len().div_ceil(2).max(1);
+/// The operation with its output forgotten: its effect still happens before its answer (if
+/// anything after it is linearized), but what it returned is not compared.
+fn weaken(op: &Operation) -> Operation {
+    let mut op = op.clone();
+    op.status = Status::Unknown;
+    op.output = crate::history::Value::Nil;
+    op
+}
+
+/// Shrinks a non-linearizable key history in two steps. First the *conflict*: the fewest
+/// answered operations whose outputs, taken together, no order explains (every other one made
+/// output-free, keeping its answer time). Then the *context*: of the others, only those
+/// without which the rest would be explained, or some conflict-but-one would not be. Returns the context
+/// and conflict operations as recorded, the conflict's ids, and whether shrinking finished.
+fn shrink<M: Model>(
+    model: &M,
+    ops: Vec<Operation>,
+    left: &mut u64,
+) -> (Vec<Operation>, Vec<crate::history::OpId>, bool) {
+    let n = ops.len();
+    let build = |req: &[bool], keep: &[bool]| -> Vec<Operation> {
+        (0..n)
+            .filter(|&i| keep[i])
+            .filter_map(|i| {
+                if req[i] {
+                    Some(ops[i].clone())
+                } else if model.read_only(&ops[i]) {
+                    None
+                } else {
+                    Some(weaken(&ops[i]))
+                }
+            })
+            .collect()
+    };
+    let mut req: Vec<bool> = ops.iter().map(|o| o.status == Status::Ok).collect();
+    let mut keep = vec![true; n];
+    let done = |req: &[bool], keep: &[bool], finished: bool| {
+        let conflict = (0..n).filter(|&i| req[i]).map(|i| ops[i].id).collect();
+        let sub = (0..n)
+            .filter(|&i| keep[i])
+            .map(|i| ops[i].clone())
+            .collect();
+        (sub, conflict, finished)
+    };
+    // The conflict: make chunks of halving size optional while the history still fails.
+    let mut chunk = n.div_ceil(2).max(1);
     loop {
         let mut i = 0;
-        while i < cur.len() {
-            let end = (i + chunk).min(cur.len());
-            let rest: Vec<Operation> = cur[..i].iter().chain(&cur[end..]).cloned().collect();
-            match fails(&rest, left) {
-                Some(false) => cur = rest,
-                Some(true) => i = end,
-                None => return (cur, false),
+        while i < n {
+            let end = (i + chunk).min(n);
+            if (i..end).any(|j| req[j]) {
+                let mut trial = req.clone();
+                trial[i..end].iter_mut().for_each(|r| *r = false);
+                match search(model, &build(&trial, &keep), left) {
+                    Some(false) => req = trial,
+                    Some(true) => {}
+                    None => return done(&req, &keep, false),
+                }
             }
+            i = end;
         }
         if chunk == 1 {
-            return (cur, true);
+            break;
         }
         chunk = chunk.div_ceil(2);
     }
+    // The context: drop an operation when the rest still fails and every conflict-but-one is
+    // still explained without it.
+    for i in 0..n {
+        if req[i] {
+            continue;
+        }
+        keep[i] = false;
+        let mut trials = vec![(req.clone(), false)];
+        for r in (0..n).filter(|&r| req[r]) {
+            let mut fewer = req.clone();
+            fewer[r] = false;
+            trials.push((fewer, true));
+        }
+        for (trial, explained) in trials {
+            match search(model, &build(&trial, &keep), left) {
+                Some(x) if x == explained => {}
+                Some(_) => {
+                    keep[i] = true;
+                    break;
+                }
+                None => {
+                    keep[i] = true;
+                    return done(&req, &keep, false);
+                }
+            }
+        }
+    }
+    done(&req, &keep, true)
 }
