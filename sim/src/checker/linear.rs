@@ -16,7 +16,8 @@
 //! shrunk to a minimal sub-history that is still not linearizable: a *conflict* (operations
 //! whose outputs no order explains together, while without any one of them the rest is
 //! explained) and the *context*: the other operations whose effects are needed for the failure,
-//! or to explain each conflict-but-one. A plain
+//! to explain each conflict-but-one, or to make each conflict operation's output possible at
+//! some time. A plain
 //! deletion-minimal sub-history would be useless: a lone read of a value nobody wrote.
 
 use std::collections::{BTreeMap, HashSet};
@@ -266,19 +267,26 @@ fn weaken(op: &Operation) -> Operation {
 /// Shrinks a non-linearizable key history in two steps. First the *conflict*: the fewest
 /// answered operations whose outputs, taken together, no order explains (every other one made
 /// output-free, keeping its answer time). Then the *context*: of the others, only those
-/// without which the rest would be explained, or some conflict-but-one would not be. Returns the context
-/// and conflict operations as recorded, the conflict's ids, and whether shrinking finished.
+/// without which the rest would be explained, or some conflict-but-one would not be, or some
+/// conflict operation's output could not have been seen at any time. Returns the context and
+/// conflict operations as recorded, the conflict's ids, and whether shrinking finished.
 fn shrink<M: Model>(
     model: &M,
     ops: Vec<Operation>,
     left: &mut u64,
 ) -> (Vec<Operation>, Vec<crate::history::OpId>, bool) {
     let n = ops.len();
-    let build = |req: &[bool], keep: &[bool]| -> Vec<Operation> {
+    // `relax`: that operation may take effect at any time (its output must still fit).
+    let build_relaxed = |req: &[bool], keep: &[bool], relax: Option<usize>| -> Vec<Operation> {
         (0..n)
             .filter(|&i| keep[i])
             .filter_map(|i| {
-                if req[i] {
+                if relax == Some(i) {
+                    let mut op = ops[i].clone();
+                    op.invoke_ns = 0;
+                    op.complete_ns = Some(u64::MAX);
+                    Some(op)
+                } else if req[i] {
                     Some(ops[i].clone())
                 } else if model.read_only(&ops[i]) {
                     None
@@ -288,6 +296,7 @@ fn shrink<M: Model>(
             })
             .collect()
     };
+    let build = |req: &[bool], keep: &[bool]| build_relaxed(req, keep, None);
     let mut req: Vec<bool> = ops.iter().map(|o| o.status == Status::Ok).collect();
     let mut keep = vec![true; n];
     let done = |req: &[bool], keep: &[bool], finished: bool| {
@@ -320,21 +329,24 @@ fn shrink<M: Model>(
         }
         chunk = chunk.div_ceil(2);
     }
-    // The context: drop an operation when the rest still fails and every conflict-but-one is
-    // still explained without it.
+    // The context: drop an operation when the rest still fails, every conflict-but-one is
+    // still explained, and each conflict operation alone could still have returned what it
+    // did at some time (a read's value was written).
     for i in 0..n {
         if req[i] {
             continue;
         }
         keep[i] = false;
-        let mut trials = vec![(req.clone(), false)];
+        let mut trials = vec![(build(&req, &keep), false)];
         for r in (0..n).filter(|&r| req[r]) {
             let mut fewer = req.clone();
             fewer[r] = false;
-            trials.push((fewer, true));
+            trials.push((build(&fewer, &keep), true));
+            let only: Vec<bool> = (0..n).map(|j| j == r).collect();
+            trials.push((build_relaxed(&only, &keep, Some(r)), true));
         }
         for (trial, explained) in trials {
-            match search(model, &build(&trial, &keep), left) {
+            match search(model, &trial, left) {
                 Some(x) if x == explained => {}
                 Some(_) => {
                     keep[i] = true;
