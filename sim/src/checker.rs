@@ -8,9 +8,11 @@
 //!
 //! Neither knows a scenario: both read [`Operation`](crate::history::Operation)s.
 
+pub mod elle;
 pub mod linear;
 mod models;
 
+pub use elle::{Anomaly, Elle, Workload};
 pub use linear::{check as check_linear, Linear, NotLinearizable, Verdict};
 pub use models::{Counter, Map, Model, Queue, Register, Set};
 

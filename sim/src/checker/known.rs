@@ -298,3 +298,174 @@ fn budget_exhausted_is_no_verdict() {
     // With enough budget the memo makes the same search small.
     assert!(!ok(&Register::default(), &b));
 }
+
+mod anomalies {
+    use super::Build;
+    use crate::checker::elle::{Elle, Workload};
+    use crate::history::Value;
+
+    fn append(k: &str, v: i64) -> Value {
+        Value::List(vec!["append".into(), k.into(), v.into()])
+    }
+
+    fn read_list(k: &str, vs: &[i64]) -> Value {
+        let list = Value::List(vs.iter().map(|&v| v.into()).collect());
+        Value::List(vec!["r".into(), k.into(), list])
+    }
+
+    fn w(k: &str, v: i64) -> Value {
+        Value::List(vec!["w".into(), k.into(), v.into()])
+    }
+
+    fn r(k: &str, v: Option<i64>) -> Value {
+        Value::List(vec!["r".into(), k.into(), v.into()])
+    }
+
+    /// Adds an ok transaction of `mops` (its output: reads carry what they saw).
+    fn txn(b: &mut Build, process: &str, mops: Vec<Value>, span: (u64, u64)) {
+        let t = Value::List(mops);
+        b.op(process, "txn", "txn", t.clone(), t, span);
+    }
+
+    fn names(workload: Workload, b: &Build, realtime: bool) -> Vec<String> {
+        Elle::new(workload)
+            .process(false)
+            .realtime(realtime)
+            .check(&b.0)
+            .into_iter()
+            .map(|a| a.name)
+            .collect()
+    }
+
+    const LA: Workload = Workload::ListAppend;
+    const RR: Workload = Workload::RwRegister;
+
+    #[test]
+    fn serializable_list_append_has_no_anomaly() {
+        let mut b = Build::default();
+        txn(&mut b, "A", vec![append("x", 1)], (0, 1));
+        txn(
+            &mut b,
+            "B",
+            vec![read_list("x", &[1]), append("x", 2)],
+            (2, 3),
+        );
+        txn(&mut b, "C", vec![read_list("x", &[1, 2])], (4, 5));
+        assert!(names(LA, &b, true).is_empty());
+    }
+
+    /// Elle paper, G0 (write cycle): x says T1 then T2, y says T2 then T1.
+    #[test]
+    fn g0_write_cycle() {
+        let mut b = Build::default();
+        txn(&mut b, "A", vec![append("x", 1), append("y", 2)], (0, 10));
+        txn(&mut b, "B", vec![append("x", 2), append("y", 1)], (0, 10));
+        txn(
+            &mut b,
+            "C",
+            vec![read_list("x", &[1, 2]), read_list("y", &[1, 2])],
+            (20, 21),
+        );
+        assert_eq!(names(LA, &b, false), vec!["G0"]);
+    }
+
+    /// Elle paper, G1c (circular information flow): each reads the other's append.
+    #[test]
+    fn g1c_circular_information_flow() {
+        let mut b = Build::default();
+        txn(
+            &mut b,
+            "A",
+            vec![append("x", 1), read_list("y", &[1])],
+            (0, 10),
+        );
+        txn(
+            &mut b,
+            "B",
+            vec![append("y", 1), read_list("x", &[1])],
+            (0, 10),
+        );
+        assert_eq!(names(LA, &b, false), vec!["G1c"]);
+    }
+
+    /// Read skew: B sees A's y but not A's x.
+    #[test]
+    fn g_single_read_skew() {
+        let mut b = Build::default();
+        txn(&mut b, "A", vec![append("x", 1), append("y", 1)], (0, 10));
+        txn(
+            &mut b,
+            "B",
+            vec![read_list("x", &[]), read_list("y", &[1])],
+            (0, 10),
+        );
+        txn(&mut b, "C", vec![read_list("x", &[1])], (20, 21));
+        assert_eq!(names(LA, &b, false), vec!["G-single"]);
+        // The same with registers.
+        let mut reg = Build::default();
+        txn(&mut reg, "A", vec![w("x", 1), w("y", 1)], (0, 10));
+        txn(&mut reg, "B", vec![r("x", None), r("y", Some(1))], (0, 10));
+        assert_eq!(names(RR, &reg, false), vec!["G-single"]);
+    }
+
+    /// Write skew: each read the key the other then appended to.
+    #[test]
+    fn g2_write_skew() {
+        let mut b = Build::default();
+        txn(
+            &mut b,
+            "A",
+            vec![read_list("x", &[]), append("y", 1)],
+            (0, 10),
+        );
+        txn(
+            &mut b,
+            "B",
+            vec![read_list("y", &[]), append("x", 1)],
+            (0, 10),
+        );
+        txn(
+            &mut b,
+            "C",
+            vec![read_list("x", &[1]), read_list("y", &[1])],
+            (20, 21),
+        );
+        assert_eq!(names(LA, &b, false), vec!["G2"]);
+    }
+
+    #[test]
+    fn g1a_aborted_read_and_g1b_intermediate_read() {
+        let mut b = Build::default();
+        txn(&mut b, "A", vec![append("x", 1)], (0, 1));
+        b.failed();
+        txn(&mut b, "B", vec![read_list("x", &[1])], (2, 3));
+        assert_eq!(names(LA, &b, false), vec!["G1a"]);
+        let mut i = Build::default();
+        txn(&mut i, "A", vec![append("x", 1), append("x", 2)], (0, 10));
+        txn(&mut i, "B", vec![read_list("x", &[1])], (0, 10));
+        txn(&mut i, "C", vec![read_list("x", &[1, 2])], (20, 21));
+        // The intermediate read is also a read skew: B saw A half-way.
+        assert_eq!(names(LA, &i, false), vec!["G1b", "G-single"]);
+    }
+
+    #[test]
+    fn incompatible_orders_are_reported() {
+        let mut b = Build::default();
+        txn(&mut b, "A", vec![append("x", 1)], (0, 10));
+        txn(&mut b, "B", vec![append("x", 2)], (0, 10));
+        txn(&mut b, "C", vec![read_list("x", &[1, 2])], (20, 21));
+        txn(&mut b, "D", vec![read_list("x", &[2])], (20, 21));
+        assert_eq!(names(LA, &b, false), vec!["incompatible-order"]);
+    }
+
+    /// Serializable, but not strictly: B began after A was acknowledged and missed its append.
+    #[test]
+    fn realtime_edges_make_a_stale_read_an_anomaly() {
+        let mut b = Build::default();
+        txn(&mut b, "A", vec![append("x", 1)], (0, 1));
+        txn(&mut b, "B", vec![read_list("x", &[])], (2, 3));
+        txn(&mut b, "C", vec![read_list("x", &[1])], (4, 5));
+        assert!(names(LA, &b, false).is_empty());
+        assert_eq!(names(LA, &b, true), vec!["G-single-realtime"]);
+    }
+}
