@@ -92,3 +92,64 @@ fn split_registry_is_caught_by_the_converged_register_history() {
     }
     caught_by_checker_alone(&SplitRegistry, "reads-after-heal-agree", 0, 20);
 }
+
+#[test]
+fn diff_prints_both_verdicts_and_the_first_difference() {
+    if !simulated() {
+        return;
+    }
+    let out = crate::groundhog(&["diff", "lost-update", "--seed", "1"]);
+    let text = crate::stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("flawed  FAILED: lost-update variant=flawed seed=1"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("fixed   passed: lost-update variant=fixed seed=1"),
+        "{text}"
+    );
+    // The variants first differ where the flawed client sends a blind write instead of a
+    // compare-and-set, never at the start line that names the variant.
+    assert!(
+        lines[2].starts_with("first difference at event #"),
+        "{text}"
+    );
+    assert!(!lines[2].ends_with("#0:"), "{text}");
+    assert!(
+        lines[3].starts_with("  flawed: ") && lines[4].starts_with("  fixed:  "),
+        "{text}"
+    );
+    assert_ne!(
+        lines[3]["  flawed: ".len()..],
+        lines[4]["  fixed:  ".len()..]
+    );
+    assert!(
+        text.contains("repro: groundhog replay lost-update --variant flawed --seed 1"),
+        "{text}"
+    );
+    // A scenario without both variants is bad input.
+    let out = crate::groundhog(&["diff", "nope", "--seed", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn replay_writes_the_history_as_json() {
+    if !simulated() {
+        return;
+    }
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lost-update-1.json");
+    let file = path.to_str().unwrap();
+    let out = crate::groundhog(&["replay", "lost-update", "--seed", "1", "--history", file]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
+    let ops: Vec<groundhog_sim::Operation> =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // Fifteen increments and the final read, as the trace's history lines say.
+    assert_eq!(ops.len(), 16);
+    let traced = crate::stdout(&out)
+        .lines()
+        .filter(|l| l.contains(" history ") && l.contains("status=invoke"))
+        .count();
+    assert_eq!(traced, 16);
+}
