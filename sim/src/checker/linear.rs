@@ -207,6 +207,9 @@ fn search<M: Model>(model: &M, ops: &[Operation], left: &mut u64) -> Option<bool
             i += 1;
         }
         out.retain(|&c| invoke[c] <= min_ret);
+        // Tried by popping: the earliest invoked first, as most histories run (a queue's
+        // wrong order is found only at a later dequeue, so a late guess costs the most).
+        out.reverse();
         out
     };
 
