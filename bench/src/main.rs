@@ -5,6 +5,7 @@
 //! (`RUSTFLAGS= CARGO_TARGET_DIR=target/real cargo run --release -p groundhog-bench`) measures
 //! real tokio ones. `docs/benchmarks.md` records a run and how to reproduce it.
 
+mod checkers;
 mod measure;
 mod mesh;
 mod real_figures;
@@ -29,7 +30,7 @@ struct Args {
     /// Samples per figure (the median is reported).
     #[arg(long, default_value_t = 5)]
     samples: usize,
-    /// Only figures whose group name contains this (`remote-call`, `local-send`, `seeds`, ...).
+    /// Only figures whose group name contains this (`remote-call`, `local-send`, `seeds`, `checkers`, ...).
     #[arg(long)]
     only: Option<String>,
 }
@@ -61,6 +62,7 @@ fn main() {
     if rt::SIMULATED {
         sim_runtime::all(&mut table, &opts);
         sim_figures::all(&mut table, &opts);
+        checkers::all(&mut table, &opts);
     } else {
         real_runtime::all(&mut table, &opts);
         real_figures::all(&mut table, &opts);

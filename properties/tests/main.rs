@@ -5,6 +5,7 @@
 //! returns early; the scenarios crate's `real_build` test covers that build's behaviour.
 
 mod agents;
+mod checkers;
 mod clocks;
 mod disks;
 mod invariants;

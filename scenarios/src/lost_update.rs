@@ -7,12 +7,20 @@
 //! - `flawed`: read, then write `value + 1` blindly; two clients that read the same value both
 //!   write the same result and one increment is lost.
 //! - `fixed`: read, then compare-and-set from the value read; on conflict read again and retry.
+//!
+//! History: each increment is a counter `add(1)`, invoked when the client starts it and `ok`
+//! when its write is acknowledged (a crash leaves it open: unknown), and the driver's final
+//! read of the count is a `read`; the [`Counter`] linearizability check catches the flawed
+//! variant alone (`Sim::checkers_only`), and the fixed one passes it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use groundhog_runtime::rt::{self, Duration, Endpoint, Stream};
-use groundhog_sim::{BoxFuture, Ctx, FaultKind, FaultMix, NodeCtx, Scenario, Setup, Violation};
+use groundhog_sim::checker::Counter;
+use groundhog_sim::{
+    BoxFuture, Ctx, FaultKind, FaultMix, History, NodeCtx, OpId, Scenario, Setup, Value, Violation,
+};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +74,8 @@ struct ClientDisk {
     done: u32,
     next_req: u64,
     pending: Option<Request>,
+    /// The history operation of the increment in flight.
+    op: Option<OpId>,
 }
 
 #[derive(Default)]
@@ -129,7 +139,10 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
     }
     for c in 1..ctx.nodes() {
         let world = world.clone();
-        ctx.start_node(c, move |node| client(node, world.clone(), seed, cas));
+        let history = ctx.history();
+        ctx.start_node(c, move |node| {
+            client(node, world.clone(), history.clone(), seed, cas)
+        });
     }
     ctx.quiesce().await;
     let clients = ctx.nodes().saturating_sub(1);
@@ -154,9 +167,13 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
         (w.server.value, w.acked)
     };
     ctx.note(&format!("final value={value} acked={acked}"));
+    ctx.history()
+        .instant("driver", "counter", "read", Value::Nil, value);
+    // The hand-written invariant first: its message is the short one a reader expects.
     ctx.check("count-equals-acked-increments", value == acked, || {
         format!("final count {value}, but {acked} increments were acknowledged")
-    })
+    })?;
+    ctx.check_linear("counter-history-linearizable", &Counter)
 }
 
 async fn serve(_node: NodeCtx, world: Shared) {
@@ -225,7 +242,7 @@ async fn call(ep: &Endpoint, me: u32, request: Request) -> Response {
     }
 }
 
-async fn client(node: NodeCtx, world: Shared, seed: u64, cas: bool) {
+async fn client(node: NodeCtx, world: Shared, history: History, seed: u64, cas: bool) {
     let me = node.index();
     let ep = wire::bind(me, PORT).await;
     let mut rng = rt::seeded_rng(seed, Stream::Extra(me * 1_000 + node.incarnation() as u32));
@@ -248,6 +265,11 @@ async fn client(node: NodeCtx, world: Shared, seed: u64, cas: bool) {
             Some(w) => w,
             None => {
                 rt::sleep(Duration::from_millis(rng.gen_range(0..50))).await;
+                let open = lock(&world).clients.entry(me).or_default().op;
+                if open.is_none() {
+                    let op = history.invoke(format!("client{me}"), "counter", "add", 1i64);
+                    lock(&world).clients.entry(me).or_default().op = Some(op);
+                }
                 let get = Request::Get {
                     req: fresh_id(&world),
                 };
@@ -277,6 +299,9 @@ async fn client(node: NodeCtx, world: Shared, seed: u64, cas: bool) {
         disk.pending = None;
         if let Response::Done { ok: true, .. } = response {
             disk.done += 1;
+            if let Some(op) = disk.op.take() {
+                history.ok(op, Value::Nil);
+            }
             w.acked += 1;
         }
     }

@@ -8,6 +8,14 @@
 //! - `flawed`: the 004 pattern. Registrations are also written to a plain per-node map that
 //!   lookups consult first, falling back to the backend; nothing but an explicit unregister
 //!   ever removes from that map, so a dead worker's name keeps resolving on its node.
+//!
+//! History: a name's registration, unregistration and lookups on the node incarnation that
+//! registered it are `write`/`read` operations of a linearizable [`Map`] (keyed by name). The
+//! death of a named worker is a `write` of `nil` invoked at the kill and answered [`DETECT`]
+//! later (the registry promises to forget the name within that time, no sooner than the kill).
+//! Lookups from other nodes are not recorded: the cluster registry is eventually consistent
+//! across nodes (a name registered during a split is not seen across it), which the liveness
+//! check after the quiet phase covers. The flawed variant fails the map check alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +25,10 @@ use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::{
     Ctx, Event, ExitReason, NameConflict, Node, NodeConfig, Pid, Registry, RegistryError,
 };
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::checker::Map;
+use groundhog_sim::{
+    BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, History, OpId, Scenario, Setup, Value, Violation,
+};
 use rand::Rng;
 
 const NODES: u32 = 3;
@@ -81,6 +92,10 @@ struct World {
     killed: BTreeMap<Pid, Duration>,
     /// Lookups that returned a pid long dead: (at, node, name, pid, dead since).
     stale: Vec<(Duration, u32, String, Pid, Duration)>,
+    /// The node incarnation that registered each name (its lookups there are recorded).
+    owner: BTreeMap<String, (u32, u64)>,
+    /// Deaths of named workers: the history's `write nil`, answered once `DETECT` has passed.
+    deaths: Vec<(OpId, Duration)>,
 }
 
 impl World {
@@ -153,8 +168,10 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     let seed = ctx.seed();
     for n in 0..NODES {
         let world = world.clone();
+        let history = ctx.history();
         ctx.start_node(n, move |node| {
             let world = world.clone();
+            let history = history.clone();
             async move {
                 let config = NodeConfig::cluster(n, node.incarnation(), NODES)
                     .heartbeat(HEARTBEAT, DOWN_AFTER);
@@ -175,18 +192,27 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
                     &rt_node,
                     view.clone(),
                     world.clone(),
+                    history.clone(),
                     rt::seeded_rng(seed, stream(1)),
                 );
-                reader(&rt_node, view, world, rt::seeded_rng(seed, stream(2)));
+                reader(
+                    &rt_node,
+                    view,
+                    world,
+                    history.clone(),
+                    rt::seeded_rng(seed, stream(2)),
+                );
             }
         });
     }
     // Safety: readers record stale lookups as they happen.
     while ctx.now() < Duration::from_millis(WORKLOAD_MS) {
         rt::sleep(Duration::from_millis(250)).await;
+        answer_deaths(&ctx.history(), &world, ctx.now());
         check_stale(&ctx, &world)?;
     }
     ctx.quiesce().await;
+    answer_deaths(&ctx.history(), &world, Duration::MAX);
     check_stale(&ctx, &world)?;
     // Liveness: after the quiet phase every node sees exactly the live registrations.
     let expected = lock(&world).live();
@@ -216,7 +242,20 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
             format!("node {n} after the quiet phase: missing {missing:?}, wrong or dead {extra:?}")
         })?;
     }
-    Ok(())
+    // After the hand-written invariants, whose messages name the scenario's own terms.
+    ctx.check_linear("owner-lookups-linearizable", &Map)
+}
+
+/// Answers the deaths whose `DETECT` has passed by `now`.
+fn answer_deaths(history: &History, world: &Shared, now: Duration) {
+    let mut w = lock(world);
+    w.deaths.retain(|&(op, killed)| {
+        let due = killed + DETECT <= now;
+        if due {
+            history.ok(op, Value::Nil);
+        }
+        !due
+    });
 }
 
 fn check_stale(ctx: &SimCtx, world: &Shared) -> Result<(), Violation> {
@@ -237,8 +276,9 @@ fn now_in_workload() -> bool {
 }
 
 /// Spawns, names, kills and unregisters this node's workers at random.
-fn manager(node: &Node, view: View, world: Shared, mut rng: rt::ChaCha8Rng) {
+fn manager(node: &Node, view: View, world: Shared, history: History, mut rng: rt::ChaCha8Rng) {
     let (index, incarnation) = (node.index(), node.incarnation());
+    let me = format!("n{index}.{incarnation}");
     node.spawn("manager", move |ctx: Ctx<()>| async move {
         let mut mine: Vec<(String, Pid)> = Vec::new();
         let mut k = 0u32;
@@ -254,18 +294,27 @@ fn manager(node: &Node, view: View, world: Shared, mut rng: rt::ChaCha8Rng) {
                         }
                     });
                     if view.register(&name, pid).is_ok() {
-                        lock(&world).acked.insert(name.clone(), pid);
+                        history.instant(&me, &name, "write", pid.to_string(), Value::Nil);
+                        let mut w = lock(&world);
+                        w.acked.insert(name.clone(), pid);
+                        w.owner.insert(name.clone(), (index, incarnation));
+                        drop(w);
                         mine.push((name, pid));
                     }
                 }
                 5..=7 if !mine.is_empty() => {
-                    let (_, pid) = mine.remove(rng.gen_range(0..mine.len()));
-                    lock(&world).killed.insert(pid, rt::elapsed());
+                    let (name, pid) = mine.remove(rng.gen_range(0..mine.len()));
+                    let death = history.invoke(&me, &name, "write", Value::Nil);
+                    let mut w = lock(&world);
+                    w.killed.insert(pid, rt::elapsed());
+                    w.deaths.push((death, rt::elapsed()));
+                    drop(w);
                     ctx.exit(pid, ExitReason::Kill);
                 }
                 8 if !mine.is_empty() => {
                     let (name, _) = mine.remove(rng.gen_range(0..mine.len()));
                     if view.unregister(&name).is_ok() {
+                        history.instant(&me, &name, "write", Value::Nil, Value::Nil);
                         lock(&world).unregistered.insert(name);
                     }
                 }
@@ -277,8 +326,9 @@ fn manager(node: &Node, view: View, world: Shared, mut rng: rt::ChaCha8Rng) {
 }
 
 /// Looks up names registered anywhere and records any that resolve to a long-dead pid.
-fn reader(node: &Node, view: View, world: Shared, mut rng: rt::ChaCha8Rng) {
-    let index = node.index();
+fn reader(node: &Node, view: View, world: Shared, history: History, mut rng: rt::ChaCha8Rng) {
+    let (index, incarnation) = (node.index(), node.incarnation());
+    let me = format!("n{index}.{incarnation}");
     node.spawn("reader", move |_ctx: Ctx<()>| async move {
         while now_in_workload() {
             rt::sleep(Duration::from_millis(rng.gen_range(10..60))).await;
@@ -287,7 +337,13 @@ fn reader(node: &Node, view: View, world: Shared, mut rng: rt::ChaCha8Rng) {
                 continue;
             }
             let name = &names[rng.gen_range(0..names.len())];
-            let Some(pid) = view.lookup(name) else {
+            let found = view.lookup(name);
+            let owned = lock(&world).owner.get(name) == Some(&(index, incarnation));
+            if owned {
+                let seen = Value::from(found.map(|p| p.to_string()));
+                history.instant(&me, name, "read", Value::Nil, seen);
+            }
+            let Some(pid) = found else {
                 continue;
             };
             let now = rt::elapsed();

@@ -4,6 +4,7 @@
 //! simulated worlds, and `real_build` checks that it says so clearly.
 
 mod audit;
+mod checkers;
 mod cli;
 mod determinism;
 mod driver;

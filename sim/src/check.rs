@@ -49,18 +49,37 @@ pub fn check_determinism(
     if first.hash() == second.hash() {
         return Ok((first, None));
     }
+    let divergence = divergence(&first, &second, |x, y| x == y);
+    Ok((first, Some(divergence)))
+}
+
+fn divergence(first: &Report, second: &Report, same: impl Fn(&str, &str) -> bool) -> Divergence {
     let (a, b) = (&first.trace.lines, &second.trace.lines);
     let line = a
         .iter()
         .zip(b.iter())
-        .position(|(x, y)| x != y)
+        .position(|(x, y)| !same(x, y))
         .unwrap_or(a.len().min(b.len()));
-    let divergence = Divergence {
+    Divergence {
         first_hash: first.hash(),
         second_hash: second.hash(),
         line,
         first: a.get(line).cloned(),
         second: b.get(line).cloned(),
-    };
-    Ok((first, Some(divergence)))
+    }
+}
+
+/// Where two variants' runs of one seed first differ (`groundhog diff`), reading the two
+/// variant names as the same word (the start line names the variant); `None` when the traces
+/// match. Both reports must keep their lines.
+pub fn variant_divergence(first: &Report, second: &Report) -> Option<Divergence> {
+    let (va, vb) = (
+        format!("variant={}", first.variant),
+        format!("variant={}", second.variant),
+    );
+    let same =
+        |x: &str, y: &str| x == y || x.replace(&va, "variant=*") == y.replace(&vb, "variant=*");
+    let d = divergence(first, second, same);
+    let ended = d.first.is_none() && d.second.is_none();
+    (!ended).then_some(d)
 }

@@ -59,6 +59,18 @@ enum Command {
     Prove(ProveArgs),
     /// Create a crate of your own with a working scenario, its binary and a seeded test.
     New(NewArgs),
+    /// Run the flawed and the fixed variant on one seed; print whether each passed and the
+    /// first trace event where they differ.
+    Diff(DiffArgs),
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    scenario: String,
+    #[arg(long, env = "GROUNDHOG_SEED", allow_negative_numbers = true)]
+    seed: u64,
+    #[command(flatten)]
+    plan: PlanChoice,
 }
 
 #[derive(Args)]
@@ -91,6 +103,10 @@ struct PlanChoice {
     /// Number of nodes, overriding the scenario's.
     #[arg(long, allow_negative_numbers = true)]
     nodes: Option<u32>,
+    /// Switch the scenario's hand-written invariants off: only history checkers and the
+    /// always-on invariants can fail the run.
+    #[arg(long)]
+    checkers_only: bool,
 }
 
 impl PlanChoice {
@@ -110,7 +126,7 @@ impl PlanChoice {
         if let Some(n) = self.nodes {
             sim = sim.nodes(n);
         }
-        sim
+        sim.checkers_only(self.checkers_only)
     }
 }
 
@@ -127,6 +143,9 @@ struct RunArgs {
     /// Write a message sequence chart of the run to FILE (self-contained HTML with inline SVG).
     #[arg(long, value_name = "FILE")]
     chart: Option<PathBuf>,
+    /// Write the run's history (the operations its clients recorded) to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
     #[command(flatten)]
     plan: PlanChoice,
 }
@@ -377,6 +396,7 @@ fn execute(
             Ok(EXIT_PASS)
         }
         Command::Prove(args) => prove(catalogue, args, program, out),
+        Command::Diff(args) => diff(catalogue, args, program, out),
         Command::New(args) => {
             let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
             let groundhog = args
@@ -527,6 +547,60 @@ fn print_proofs(proofs: &[Proof], settings: &Prove, out: &mut dyn Write) {
     }
 }
 
+/// `diff`: exit 0 when the fixed variant passed (whatever the flawed one did), 1 when not.
+fn diff(
+    catalogue: &Catalogue,
+    args: DiffArgs,
+    program: &str,
+    out: &mut dyn Write,
+) -> Result<u8, Bad> {
+    let scenario = catalogue.find(&args.scenario)?;
+    if !provable(scenario.as_ref()) {
+        return Err(Bad(format!(
+            "scenario `{}` has no `fixed` and `flawed` variants to compare (it has: {})",
+            scenario.name(),
+            scenario.variants().join(", ")
+        )));
+    }
+    let sim = args
+        .plan
+        .apply(Sim::new(args.seed).program(program))
+        .keep_trace(true);
+    let flawed = sim.clone().variant("flawed").run(scenario.as_ref())?;
+    let fixed = sim.variant("fixed").run(scenario.as_ref())?;
+    for (name, r) in [("flawed", &flawed), ("fixed", &fixed)] {
+        let verdict = if r.outcome.passed() {
+            "passed"
+        } else {
+            "FAILED"
+        };
+        let _ = writeln!(out, "{name:<7} {verdict}: {}", r.summary());
+    }
+    match crate::check::variant_divergence(&flawed, &fixed) {
+        None => {
+            let _ = writeln!(
+                out,
+                "the traces are identical (apart from the variant's name)"
+            );
+        }
+        Some(d) => {
+            let show = |l: &Option<String>| l.clone().unwrap_or_else(|| "<trace ended>".into());
+            let _ = writeln!(out, "first difference at event #{}:", d.line);
+            let _ = writeln!(out, "  flawed: {}", show(&d.first));
+            let _ = writeln!(out, "  fixed:  {}", show(&d.second));
+        }
+    }
+    if !flawed.outcome.passed() {
+        let _ = writeln!(out, "repro: {}", flawed.repro());
+    }
+    if fixed.outcome.passed() {
+        Ok(EXIT_PASS)
+    } else {
+        let _ = writeln!(out, "repro: {}", fixed.repro());
+        Ok(EXIT_FAIL)
+    }
+}
+
 fn run_one(
     catalogue: &Catalogue,
     args: RunArgs,
@@ -548,6 +622,10 @@ fn run_one(
         sim = sim.variant(v.clone());
     }
     let report = sim.run(scenario.as_ref())?;
+    if let Some(path) = &args.history {
+        std::fs::write(path, report.history.to_json() + "\n")
+            .map_err(|e| Bad(format!("cannot write {}: {e}", path.display())))?;
+    }
     if full || args.trace {
         for line in &report.trace.lines {
             let _ = writeln!(out, "{line}");

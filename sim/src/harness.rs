@@ -69,6 +69,8 @@ pub struct Report {
     pub coverage: std::collections::BTreeMap<String, bool>,
     /// The binary the repro line names.
     pub program: String,
+    /// The operations the scenario's clients recorded (empty when it records none).
+    pub history: crate::history::History,
 }
 
 impl Report {
@@ -134,6 +136,7 @@ pub struct Sim {
     time_limit: Option<Duration>,
     keep_trace: bool,
     buggify: Option<bool>,
+    checkers_only: bool,
 }
 
 impl Sim {
@@ -151,7 +154,16 @@ impl Sim {
             time_limit: None,
             keep_trace: true,
             buggify: None,
+            checkers_only: false,
         }
+    }
+
+    /// Switches the scenario's hand-written invariants off ([`Ctx::check`] passes and traces
+    /// `result=skipped`), leaving the history checkers and the always-on invariants: shows that
+    /// a checker alone catches a flaw. Repro lines add `--checkers-only`.
+    pub fn checkers_only(mut self, on: bool) -> Self {
+        self.checkers_only = on;
+        self
     }
 
     pub fn seed(mut self, seed: u64) -> Self {
@@ -265,6 +277,9 @@ impl Sim {
         }
         if let Some(n) = self.nodes {
             flags += &format!(" --nodes {n}");
+        }
+        if self.checkers_only {
+            flags += " --checkers-only";
         }
         if self.net.is_some() || self.time_limit.is_some() {
             flags += " (plus the Sim builder's network and time-limit settings)";
@@ -385,6 +400,7 @@ impl Sim {
         let started: Nodes = Arc::default();
         let processes: Processes = Arc::default();
         let points = crate::coverage::Points::default();
+        let history = crate::history::History::new();
         let _in_run = InRun::enter();
         let run = tracing::subscriber::with_default(recorder.clone(), || {
             catch_unwind(AssertUnwindSafe(|| {
@@ -404,6 +420,8 @@ impl Sim {
                         started: started.clone(),
                         processes: processes.clone(),
                         points: points.clone(),
+                        history: history.clone(),
+                        hand_checks: !self.checkers_only,
                     };
                     event!(
                         "note",
@@ -465,6 +483,7 @@ impl Sim {
             repro_flags: self.repro_flags(),
             coverage: points.take(),
             program: self.program.clone(),
+            history,
         })
     }
 }

@@ -8,6 +8,10 @@
 //! - [`Invariants`] (`invariants.rs`): the runtime rules every run is checked against (one
 //!   `Down` per monitor, FIFO, nothing after a `Down`, supervision), skippable by name.
 //! - [`chart`] (`chart.rs`): a run's message sequence chart, self-contained HTML with inline SVG.
+//! - [`History`] (`history.rs`): operations a scenario's clients record (invoke, then ok /
+//!   fail / unknown), traced and exported as JSON.
+//! - [`checker`] (`checker/`): linearizability (register, map, set, queue, counter) and
+//!   transactional anomalies (Elle's G0 to G2) over histories.
 //! - [`check_determinism`] (`check.rs`): two fresh runs of a seed, first diverging event.
 //! - [`Sweep`] and [`Check`] (`sweep.rs`): many seeds over threads; seeded checks in `#[test]`s.
 //! - [`Prove`] (`prove.rs`): a flawed variant caught within its budget in every seed range, the
@@ -25,10 +29,12 @@
 
 mod chart;
 mod check;
+pub mod checker;
 pub mod cli;
 mod coverage;
 mod fault;
 mod harness;
+mod history;
 mod invariants;
 mod prove;
 mod scenario;
@@ -38,13 +44,14 @@ mod template;
 mod trace;
 
 pub use chart::render as chart;
-pub use check::{check_determinism, Divergence};
+pub use check::{check_determinism, variant_divergence, Divergence};
 pub use coverage::CoverageRow;
 pub use fault::{
     exit_reason, Durations, Fault, FaultKind, FaultMix, FaultPlan, PlanError, PlanLimits, PlanNet,
     Swarm, Target, TimedFault, EXIT_REASONS, LONG_EPISODE_MS, MAX_LATENCY_MS, MAX_PLAN_BYTES,
 };
 pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim, MAX_NODES};
+pub use history::{History, OpId, Operation, Status, Value};
 pub use invariants::Invariants;
 pub use prove::{provable, Found, Proof, Prove, RangeSearch};
 pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};

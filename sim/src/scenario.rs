@@ -157,6 +157,8 @@ pub struct Ctx {
     pub(crate) started: Nodes,
     pub(crate) processes: Processes,
     pub(crate) points: crate::coverage::Points,
+    pub(crate) history: crate::history::History,
+    pub(crate) hand_checks: bool,
 }
 
 impl Ctx {
@@ -169,6 +171,19 @@ impl Ctx {
     /// A coverage point hit whenever this line runs.
     pub fn reachable(&self, name: &str) {
         self.points.mark(name, true);
+    }
+
+    /// This run's history: record client operations on it (clone it into node programs), and
+    /// judge it with [`Ctx::check_linear`] or [`Ctx::check_txns`].
+    pub fn history(&self) -> crate::history::History {
+        self.history.clone()
+    }
+
+    /// Whether hand-written invariants apply; `false` under [`Sim::checkers_only`](crate::Sim::checkers_only),
+    /// where [`Ctx::check`] traces `result=skipped` and lets the run go on, so that only the
+    /// history checkers can fail it.
+    pub fn hand_checks(&self) -> bool {
+        self.hand_checks
     }
 
     pub fn seed(&self) -> u64 {
@@ -244,6 +259,21 @@ impl Ctx {
         holds: bool,
         explain: impl FnOnce() -> String,
     ) -> Result<(), Violation> {
+        if !self.hand_checks {
+            event!("check", invariant = invariant, result = "skipped");
+            return Ok(());
+        }
+        self.check_always(invariant, holds, explain)
+    }
+
+    /// [`Ctx::check`], also under [`Sim::checkers_only`](crate::Sim::checkers_only): for the
+    /// verdicts of history checkers.
+    pub fn check_always(
+        &self,
+        invariant: &str,
+        holds: bool,
+        explain: impl FnOnce() -> String,
+    ) -> Result<(), Violation> {
         if holds {
             event!("check", invariant = invariant, result = "ok");
             Ok(())
@@ -259,6 +289,43 @@ impl Ctx {
                 invariant: invariant.to_string(),
                 message,
             })
+        }
+    }
+
+    /// Checks this run's history against `model` (see [`crate::checker::linear`]): a violation
+    /// of `invariant` naming a minimal non-linearizable sub-history, also under
+    /// [`Sim::checkers_only`](crate::Sim::checkers_only). A search that runs out of budget is
+    /// traced as `result=budget-exhausted` and does not fail the run (no verdict is not a
+    /// failure).
+    pub fn check_linear<M: crate::checker::Model>(
+        &self,
+        invariant: &str,
+        model: &M,
+    ) -> Result<(), Violation> {
+        self.check_linear_ops(invariant, model, &self.history.ops())
+    }
+
+    /// [`Ctx::check_linear`] over chosen operations (a subset of the history, say).
+    pub fn check_linear_ops<M: crate::checker::Model>(
+        &self,
+        invariant: &str,
+        model: &M,
+        ops: &[crate::history::Operation],
+    ) -> Result<(), Violation> {
+        use crate::checker::Verdict;
+        match crate::checker::Linear::new(model).check(ops) {
+            Verdict::Linearizable => self.check_always(invariant, true, String::new),
+            Verdict::NotLinearizable(f) => self.check_always(invariant, false, || f.explain()),
+            Verdict::BudgetExhausted { key, steps } => {
+                event!(
+                    "check",
+                    invariant = invariant,
+                    result = "budget-exhausted",
+                    key = key.as_str(),
+                    steps = steps
+                );
+                Ok(())
+            }
         }
     }
 

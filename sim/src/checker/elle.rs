@@ -1,0 +1,443 @@
+//! Transactional anomalies, as Elle finds them: infer from what transactions read which
+//! transaction's write each saw and in what order versions were installed, build the dependency
+//! graph, and name every cycle by the anomaly it is.
+//!
+//! A transaction is an [`Operation`] with `f = "txn"` whose input (and, once `ok`, output)
+//! is a list of micro-operations `[f, key, value]`: for list-append `["append", k, 3]` and
+//! `["r", k, [1, 2, 3]]`, for read-write registers `["w", k, 3]` and `["r", k, 3]` (`nil`: never
+//! written). Values written to one key must be unique, so a read names the write it saw.
+//!
+//! Edges (Adya's): `ww` T1 installed a version T2 overwrote; `wr` T2 read T1's write; `rw` T1
+//! read a version T2 overwrote. Optionally `process` (one client's transactions in order) and
+//! `realtime` (T1 answered before T2 was invoked). Version order: for list-append the longest
+//! read of a key (every read must be a prefix of it, else `incompatible-order`); for registers,
+//! the initial version first, and a transaction's read before its own write of a key.
+//!
+//! Cycles are found per strongly connected component (petgraph's Tarjan); each component gets
+//! the most severe cycle it holds: `G0` (ww only), `G1c` (ww and wr), `G-single` (exactly one
+//! rw), `G2` (more); with a `-process` or `-realtime` suffix when the cycle needs those edges.
+//! Without cycles: `G1a` (a read of an aborted transaction's write) and `G1b` (a read of a
+//! version its writer overwrote within the same transaction).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graphmap::DiGraphMap;
+
+use crate::history::{OpId, Operation, Status, Value};
+
+/// Which transactions the history holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    ListAppend,
+    RwRegister,
+}
+
+/// One anomaly: its name, the transactions on it, and the cycle or read that shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly {
+    pub name: String,
+    pub txns: Vec<OpId>,
+    pub explain: String,
+}
+
+const WW: u8 = 1;
+const WR: u8 = 2;
+const RW: u8 = 4;
+const PROCESS: u8 = 8;
+const REALTIME: u8 = 16;
+const DATA: u8 = WW | WR | RW;
+
+fn edge_name(bits: u8) -> &'static str {
+    [
+        (WW, "ww"),
+        (WR, "wr"),
+        (RW, "rw"),
+        (PROCESS, "process"),
+        (REALTIME, "realtime"),
+    ]
+    .iter()
+    .find(|(b, _)| bits & b != 0)
+    .map_or("?", |(_, n)| n)
+}
+
+/// The checker: `Elle::new(Workload::ListAppend).realtime(true).check(&ops)`.
+#[derive(Debug, Clone)]
+pub struct Elle {
+    workload: Workload,
+    process: bool,
+    realtime: bool,
+}
+
+struct Mop<'a> {
+    f: &'a str,
+    key: &'a Value,
+    value: &'a Value,
+}
+
+fn mops(op: &Operation) -> Vec<Mop<'_>> {
+    let source = if op.status == Status::Ok {
+        &op.output
+    } else {
+        &op.input
+    };
+    source
+        .list()
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|m| match m.list()? {
+            [Value::Str(f), key, value] => Some(Mop { f, key, value }),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Elle {
+    pub fn new(workload: Workload) -> Self {
+        Elle {
+            workload,
+            process: true,
+            realtime: false,
+        }
+    }
+
+    /// Adds process-order edges (default on: one client's transactions happen in order).
+    pub fn process(mut self, on: bool) -> Self {
+        self.process = on;
+        self
+    }
+
+    /// Adds real-time edges (strict serializability; default off).
+    pub fn realtime(mut self, on: bool) -> Self {
+        self.realtime = on;
+        self
+    }
+
+    /// Every anomaly found; empty when the history is serializable (strictly, with real time).
+    pub fn check(&self, ops: &[Operation]) -> Vec<Anomaly> {
+        let txns: Vec<&Operation> = ops.iter().filter(|o| o.f == "txn").collect();
+        let mut anomalies = Vec::new();
+        let mut edges: BTreeMap<(usize, usize), u8> = BTreeMap::new();
+        let mut add = |a: usize, b: usize, bit: u8| {
+            if a != b {
+                *edges.entry((a, b)).or_default() |= bit;
+            }
+        };
+        // Who wrote each (key, value), and whether it was that writer's last write of the key.
+        let mut writer: BTreeMap<(&Value, &Value), (usize, bool)> = BTreeMap::new();
+        for (t, op) in txns.iter().enumerate() {
+            let ms = mops(op);
+            for (i, m) in ms.iter().enumerate() {
+                if m.f == "append" || m.f == "w" {
+                    let last = !ms[i + 1..].iter().any(|n| n.f == m.f && n.key == m.key);
+                    writer.insert((m.key, m.value), (t, last));
+                }
+            }
+        }
+        let committed = |t: usize| txns[t].status != Status::Fail;
+        // Reads by committed transactions: (reader, key, what it saw).
+        let mut reads: Vec<(usize, &Value, &Value)> = Vec::new();
+        for (t, op) in txns.iter().enumerate() {
+            if op.status != Status::Ok {
+                continue;
+            }
+            // A transaction's own writes before a read are not dependencies on others.
+            for m in mops(op).into_iter().filter(|m| m.f == "r") {
+                reads.push((t, m.key, m.value));
+            }
+        }
+        // G1a and G1b: what a read's last (or only) value names.
+        for &(t, key, seen) in &reads {
+            let values: Vec<&Value> = match self.workload {
+                Workload::ListAppend => seen.list().unwrap_or(&[]).iter().collect(),
+                Workload::RwRegister => vec![seen],
+            };
+            for (i, v) in values.iter().enumerate() {
+                let Some(&(w, last)) = writer.get(&(key, *v)) else {
+                    continue;
+                };
+                if w == t {
+                    continue;
+                }
+                if !committed(w) {
+                    anomalies.push(Anomaly {
+                        name: "G1a".into(),
+                        txns: vec![txns[t].id, txns[w].id],
+                        explain: format!(
+                            "txn #{} read {key}={v}, written by txn #{}, which failed",
+                            txns[t].id.0, txns[w].id.0
+                        ),
+                    });
+                } else if !last && i + 1 == values.len() {
+                    anomalies.push(Anomaly {
+                        name: "G1b".into(),
+                        txns: vec![txns[t].id, txns[w].id],
+                        explain: format!(
+                            "txn #{} read {key}={v}, an intermediate version of txn #{}",
+                            txns[t].id.0, txns[w].id.0
+                        ),
+                    });
+                }
+            }
+        }
+        match self.workload {
+            Workload::ListAppend => {
+                self.list_edges(&txns, &reads, &writer, &mut anomalies, &mut add)
+            }
+            Workload::RwRegister => self.register_edges(&txns, &reads, &writer, &mut add),
+        }
+        let ok: Vec<usize> = (0..txns.len())
+            .filter(|&t| txns[t].status == Status::Ok)
+            .collect();
+        if self.process {
+            let mut last: BTreeMap<&str, usize> = BTreeMap::new();
+            let mut by_time = ok.clone();
+            by_time.sort_by_key(|&t| (txns[t].invoke_ns, txns[t].id));
+            for t in by_time {
+                if let Some(prev) = last.insert(txns[t].process.as_str(), t) {
+                    add(prev, t, PROCESS);
+                }
+            }
+        }
+        if self.realtime {
+            for &a in &ok {
+                for &b in &ok {
+                    if txns[a].precedes(txns[b]) {
+                        add(a, b, REALTIME);
+                    }
+                }
+            }
+        }
+        let mut graph: DiGraphMap<usize, u8> = DiGraphMap::new();
+        for t in 0..txns.len() {
+            graph.add_node(t);
+        }
+        for (&(a, b), &bits) in &edges {
+            graph.add_edge(a, b, bits);
+        }
+        let mut sccs = tarjan_scc(&graph);
+        sccs.iter_mut().for_each(|c| c.sort_unstable());
+        sccs.sort();
+        for scc in sccs.into_iter().filter(|c| c.len() > 1) {
+            if let Some(a) = classify(&graph, &scc, &txns) {
+                anomalies.push(a);
+            }
+        }
+        anomalies
+    }
+
+    fn list_edges<'a>(
+        &self,
+        txns: &[&Operation],
+        reads: &[(usize, &'a Value, &'a Value)],
+        writer: &BTreeMap<(&'a Value, &'a Value), (usize, bool)>,
+        anomalies: &mut Vec<Anomaly>,
+        add: &mut impl FnMut(usize, usize, u8),
+    ) {
+        // The version order of each key: its longest read.
+        let mut order: BTreeMap<&Value, &[Value]> = BTreeMap::new();
+        for &(_, key, seen) in reads {
+            let seen = seen.list().unwrap_or(&[]);
+            let longest = order.entry(key).or_insert(seen);
+            if seen.len() > longest.len() {
+                *longest = seen;
+            }
+        }
+        for &(t, key, seen) in reads {
+            let seen = seen.list().unwrap_or(&[]);
+            let longest = order[key];
+            if !longest.starts_with(seen) {
+                anomalies.push(Anomaly {
+                    name: "incompatible-order".into(),
+                    txns: vec![txns[t].id],
+                    explain: format!(
+                        "txn #{} read {key}={}, not a prefix of {}",
+                        txns[t].id.0,
+                        Value::List(seen.to_vec()),
+                        Value::List(longest.to_vec())
+                    ),
+                });
+                continue;
+            }
+            if let Some(last) = seen.last() {
+                if let Some(&(w, _)) = writer.get(&(key, last)) {
+                    add(w, t, WR);
+                }
+            }
+            if let Some(next) = longest.get(seen.len()) {
+                if let Some(&(w, _)) = writer.get(&(key, next)) {
+                    add(t, w, RW);
+                }
+            }
+        }
+        for (key, versions) in &order {
+            for pair in versions.windows(2) {
+                if let (Some(&(a, _)), Some(&(b, _))) =
+                    (writer.get(&(*key, &pair[0])), writer.get(&(*key, &pair[1])))
+                {
+                    add(a, b, WW);
+                }
+            }
+        }
+    }
+
+    fn register_edges<'a>(
+        &self,
+        txns: &[&Operation],
+        reads: &[(usize, &'a Value, &'a Value)],
+        writer: &BTreeMap<(&'a Value, &'a Value), (usize, bool)>,
+        add: &mut impl FnMut(usize, usize, u8),
+    ) {
+        // Known version pairs per key: (earlier, later); `Nil` is the initial version.
+        let mut after: BTreeMap<(&Value, &Value), BTreeSet<&Value>> = BTreeMap::new();
+        let mut writes: BTreeMap<&Value, Vec<&Value>> = BTreeMap::new();
+        for ((key, value), _) in writer.iter() {
+            writes.entry(key).or_default().push(value);
+            after.entry((key, &Value::Nil)).or_default().insert(value);
+        }
+        for op in txns.iter().filter(|o| o.status == Status::Ok) {
+            let mut seen: BTreeMap<&Value, &Value> = BTreeMap::new();
+            for m in mops(op) {
+                match m.f {
+                    "r" => {
+                        seen.entry(m.key).or_insert(m.value);
+                    }
+                    "w" => {
+                        if let Some(prev) = seen.insert(m.key, m.value) {
+                            after.entry((m.key, prev)).or_default().insert(m.value);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for ((key, earlier), laters) in &after {
+            for later in laters {
+                let (Some(&(b, _)), a) =
+                    (writer.get(&(*key, *later)), writer.get(&(*key, *earlier)))
+                else {
+                    continue;
+                };
+                if let Some(&(a, _)) = a {
+                    add(a, b, WW);
+                }
+            }
+        }
+        for &(t, key, seen) in reads {
+            if let Some(&(w, _)) = writer.get(&(key, seen)) {
+                add(w, t, WR);
+            }
+            for later in after.get(&(key, seen)).into_iter().flatten() {
+                if let Some(&(w, _)) = writer.get(&(key, *later)) {
+                    add(t, w, RW);
+                }
+            }
+        }
+    }
+}
+
+/// The shortest cycle in `scc` through edges with bits in `mask`, with exactly one `rw` edge
+/// when `single_rw`; as (node, bits of the edge to the next node) pairs.
+fn cycle(
+    graph: &DiGraphMap<usize, u8>,
+    scc: &[usize],
+    mask: u8,
+    single_rw: bool,
+) -> Option<Vec<(usize, u8)>> {
+    let inside: BTreeSet<usize> = scc.iter().copied().collect();
+    // A path from `from` to `to` through edges in `m`, by breadth-first search.
+    let path = |from: usize, to: usize, m: u8| -> Option<Vec<(usize, u8)>> {
+        let mut prev: BTreeMap<usize, (usize, u8)> = BTreeMap::new();
+        let mut queue = VecDeque::from([from]);
+        while let Some(n) = queue.pop_front() {
+            for (_, next, &bits) in graph.edges(n) {
+                if bits & m == 0 || !inside.contains(&next) || prev.contains_key(&next) {
+                    continue;
+                }
+                prev.insert(next, (n, bits & m));
+                if next == to {
+                    let mut out = Vec::new();
+                    let mut at = to;
+                    while at != from || out.is_empty() {
+                        let (p, b) = prev[&at];
+                        out.push((p, b));
+                        at = p;
+                        if at == from {
+                            break;
+                        }
+                    }
+                    out.reverse();
+                    return Some(out);
+                }
+                queue.push_back(next);
+            }
+        }
+        None
+    };
+    let mut best: Option<Vec<(usize, u8)>> = None;
+    for &a in scc {
+        let found = if single_rw {
+            graph
+                .edges(a)
+                .filter(|(_, b, &bits)| bits & RW != 0 && inside.contains(b))
+                .filter_map(|(_, b, _)| {
+                    let mut c = vec![(a, RW)];
+                    if b == a {
+                        return Some(c);
+                    }
+                    c.extend(path(b, a, mask & !RW)?);
+                    Some(c)
+                })
+                .min_by_key(Vec::len)
+        } else {
+            path(a, a, mask)
+        };
+        if let Some(c) = found {
+            if best.as_ref().is_none_or(|b| c.len() < b.len()) {
+                best = Some(c);
+            }
+        }
+    }
+    best
+}
+
+/// The most severe cycle of a strongly connected component, named.
+fn classify(graph: &DiGraphMap<usize, u8>, scc: &[usize], txns: &[&Operation]) -> Option<Anomaly> {
+    let tries: [(&str, u8, bool); 4] = [
+        ("G0", WW, false),
+        ("G1c", WW | WR, false),
+        ("G-single", DATA, true),
+        ("G2", DATA, false),
+    ];
+    let extra = [
+        (0u8, ""),
+        (PROCESS, "-process"),
+        (PROCESS | REALTIME, "-realtime"),
+    ];
+    for (more, suffix) in extra {
+        for (name, mask, single) in tries {
+            let Some(c) = cycle(graph, scc, mask | more, single) else {
+                continue;
+            };
+            // Name by what the cycle uses: rt beats process in the suffix.
+            let uses = c.iter().fold(0u8, |acc, (_, b)| acc | b);
+            let suffix = if uses & REALTIME != 0 {
+                "-realtime"
+            } else if uses & PROCESS != 0 {
+                "-process"
+            } else {
+                suffix
+            };
+            let steps: Vec<String> = c
+                .iter()
+                .map(|(n, b)| format!("#{} -{}->", txns[*n].id.0, edge_name(*b)))
+                .collect();
+            return Some(Anomaly {
+                name: format!("{name}{suffix}"),
+                txns: c.iter().map(|(n, _)| txns[*n].id).collect(),
+                explain: format!("{} #{}", steps.join(" "), txns[c[0].0].id.0),
+            });
+        }
+    }
+    None
+}
