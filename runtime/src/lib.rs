@@ -12,6 +12,7 @@
 //! - [`agents`]: the agent registry (indexes, paged reads off the writer's path, atomic
 //!   transactions).
 //! - [`agent_monitor`]: one supervised monitor per agent, reporting its health exactly once dead.
+//! - [`coord`]: coordination (consensus, leader election, lease lock with fencing, barrier).
 //! - Distribution: frames and codec in [`wire`], per-peer reliable sessions in `session.rs`,
 //!   the network tasks in `net.rs`.
 //!
@@ -47,6 +48,7 @@ pub mod trace;
 mod actor;
 pub mod agent_monitor;
 pub mod agents;
+pub mod coord;
 mod error;
 mod mailbox;
 mod net;
