@@ -5,6 +5,7 @@
 //! returns early; the scenarios crate's `real_build` test covers that build's behaviour.
 
 mod agents;
+mod coord;
 mod invariants;
 mod plan_files;
 mod plans;

@@ -12,3 +12,4 @@
 //! (`node`, `generation`, and for a break the participant and reason).
 
 pub mod consensus;
+pub mod election;

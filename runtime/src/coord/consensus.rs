@@ -67,6 +67,19 @@ pub struct Config {
     pub max_watchers: usize,
     /// Election timeouts are drawn from this seed (with the node and its incarnation).
     pub seed: u64,
+    /// Called with the member's status on every change of its term, role or known leader, in
+    /// the member's process, before anyone else hears of it (metrics, tests). Must not block.
+    pub observer: Option<Observer>,
+}
+
+/// A callback on a member's status changes (see [`Config::observer`]).
+#[derive(Clone)]
+pub struct Observer(pub Arc<dyn Fn(&Status) + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 impl Config {
@@ -82,12 +95,18 @@ impl Config {
             max_pending: 1_024,
             max_watchers: 64,
             seed,
+            observer: None,
         }
     }
 
     pub fn timing(mut self, tick: Duration, election_ticks: u32) -> Self {
         self.tick = tick;
         self.election_ticks = election_ticks;
+        self
+    }
+
+    pub fn observer(mut self, observer: impl Fn(&Status) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Observer(Arc::new(observer)));
         self
     }
 
@@ -303,6 +322,9 @@ impl<C: Message + Clone> Server<C> {
             self.view = status.view();
             let role = format!("{:?}", status.role);
             event!("raft-role", node = me.node, pid = %me, group = self.config.name.as_str(), term = status.term, role = role.as_str(), leader = ?status.leader, commit = commit);
+            if let Some(Observer(observe)) = &self.config.observer {
+                observe(&status);
+            }
             let (now, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.watchers)
                 .into_iter()
                 .partition(|(known, _)| *known != self.view);
@@ -370,13 +392,18 @@ impl<C: Message + Clone> Actor for Server<C> {
             .register(&self.config.name, me)
             .map_err(|e| ExitReason::error(format!("raft name: {e}")))?;
         let stream = Stream::Extra(0x5241_0000 ^ me.node);
+        self.pids.insert(me.node, me);
         let rng = rt::seeded_rng(self.config.seed ^ (me.incarnation << 20) ^ me.id, stream);
         let ticks = Ticks {
             election: self.config.election_ticks,
             batch: self.config.batch,
         };
         self.core = Some(Core::new(me.node, self.config.members.clone(), ticks, rng));
-        self.view = self.status(me.node).view();
+        let status = self.status(me.node);
+        self.view = status.view();
+        if let Some(Observer(observe)) = &self.config.observer {
+            observe(&status);
+        }
         ctx.send_after(self.config.tick, TICK);
         Ok(())
     }
@@ -392,7 +419,10 @@ impl<C: Message + Clone> Actor for Server<C> {
                     Peer::VoteReply { from, .. } | Peer::AppendReply { from, .. } => *from,
                     Peer::Append { leader, .. } => *leader,
                 };
-                if sender != from.node || !self.config.members.contains(&sender) {
+                if sender != from.node
+                    || sender == ctx.pid().node
+                    || !self.config.members.contains(&sender)
+                {
                     let me = ctx.pid();
                     event!("drop", node = me.node, from = %from, to = %me, reason = "raft-impostor");
                     return Flow::Continue;
