@@ -13,3 +13,4 @@
 
 pub mod consensus;
 pub mod election;
+pub mod lease;

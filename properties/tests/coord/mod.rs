@@ -5,6 +5,7 @@
 
 mod consensus;
 mod election;
+mod lease;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
