@@ -11,6 +11,7 @@
 //! `lease-release` (`node`, `token`, `holder`), `barrier-release` / `barrier-broken`
 //! (`node`, `generation`, and for a break the participant and reason).
 
+pub mod barrier;
 pub mod consensus;
 pub mod election;
 pub mod lease;

@@ -3,6 +3,7 @@
 //!
 //! CI runs a fixed number of plans per property; `COORD_CASES` (and `COORD_FROM`) widen it.
 
+mod barrier;
 mod consensus;
 mod election;
 mod lease;
