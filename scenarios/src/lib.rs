@@ -27,11 +27,18 @@
 //! - `split-registry` (`split_registry.rs`): one holder per name after a partition heals, and
 //!   the loser told.
 //!
+//! Coordination (`coord`), each flaw against the runtime's primitive:
+//! - `consensus-spawn` (`consensus_spawn.rs`): consensus rounds from unsupervised tasks that
+//!   lose a round silently, against the runtime's Raft (004 issue 2).
+//! - `unfenced-lock` (`unfenced_lock.rs`): a lease lock whose resource ignores the fencing
+//!   token, so a stalled holder overwrites a newer one, against a `FencedResource`.
+//!
 //! Fault classes of their own:
 //! - `failover` (`failover.rs`): a backup takes over after a primary outage longer than failure
 //!   detection, and a restarted primary must not lead again (needs swarm plans' long episodes).
 
 mod blocking_call;
+mod consensus_spawn;
 mod failover;
 mod leaked_timer;
 mod lost_update;
@@ -42,9 +49,11 @@ mod split_registry;
 mod stale_registry;
 mod supervisor_limits;
 mod transaction_rollback;
+mod unfenced_lock;
 mod wire;
 
 pub use blocking_call::BlockingCall;
+pub use consensus_spawn::ConsensusSpawn;
 pub use failover::Failover;
 pub use leaked_timer::LeakedTimer;
 pub use lost_update::LostUpdate;
@@ -55,6 +64,7 @@ pub use split_registry::SplitRegistry;
 pub use stale_registry::StaleRegistry;
 pub use supervisor_limits::SupervisorLimits;
 pub use transaction_rollback::TransactionRollback;
+pub use unfenced_lock::UnfencedLock;
 
 /// Every scenario of the project, in listing order.
 pub fn catalogue() -> groundhog_sim::Catalogue {
@@ -70,4 +80,6 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(LeakedTimer)
         .with(SplitRegistry)
         .with(Failover)
+        .with(ConsensusSpawn)
+        .with(UnfencedLock)
 }
