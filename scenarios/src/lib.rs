@@ -30,6 +30,8 @@
 //! Coordination (`coord`), each flaw against the runtime's primitive:
 //! - `consensus-spawn` (`consensus_spawn.rs`): consensus rounds from unsupervised tasks that
 //!   lose a round silently, against the runtime's Raft (004 issue 2).
+//! - `swallowed-error` (`swallowed_error.rs`): votes whose errors are caught and ignored, so a
+//!   partitioned participant believes it took part, against typed errors surfaced (004 issue 4).
 //! - `unfenced-lock` (`unfenced_lock.rs`): a lease lock whose resource ignores the fencing
 //!   token, so a stalled holder overwrites a newer one, against a `FencedResource`.
 //!
@@ -48,6 +50,7 @@ mod ping_pong;
 mod split_registry;
 mod stale_registry;
 mod supervisor_limits;
+mod swallowed_error;
 mod transaction_rollback;
 mod unfenced_lock;
 mod wire;
@@ -63,6 +66,7 @@ pub use ping_pong::PingPong;
 pub use split_registry::SplitRegistry;
 pub use stale_registry::StaleRegistry;
 pub use supervisor_limits::SupervisorLimits;
+pub use swallowed_error::SwallowedError;
 pub use transaction_rollback::TransactionRollback;
 pub use unfenced_lock::UnfencedLock;
 
@@ -81,5 +85,6 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(SplitRegistry)
         .with(Failover)
         .with(ConsensusSpawn)
+        .with(SwallowedError)
         .with(UnfencedLock)
 }
