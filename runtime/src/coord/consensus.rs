@@ -179,9 +179,11 @@ pub struct Status {
     pub last_index: u64,
 }
 
+/// What a watcher waits to change: (term, role, leader).
+type View = (u64, Role, Option<u32>);
+
 impl Status {
-    /// What a watcher waits to change.
-    fn view(&self) -> (u64, Role, Option<u32>) {
+    fn view(&self) -> View {
         (self.term, self.role, self.leader)
     }
 }
@@ -247,10 +249,10 @@ pub struct Server<C> {
     store: Store<C>,
     core: Option<Core<C>>,
     pending: BTreeMap<u64, (u64, ReplyTo)>,
-    watchers: Vec<((u64, Role, Option<u32>), ReplyTo)>,
+    watchers: Vec<(View, ReplyTo)>,
     /// Members' processes, learned from their messages.
     pids: BTreeMap<u32, Pid>,
-    view: (u64, Role, Option<u32>),
+    view: View,
 }
 
 impl<C: Message + Clone> Server<C> {
