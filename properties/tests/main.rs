@@ -7,6 +7,7 @@
 mod agents;
 mod checkers;
 mod clocks;
+mod coord;
 mod disks;
 mod invariants;
 mod plan_files;

@@ -16,6 +16,7 @@
 //!   transactions).
 //! - [`buggify`]: two-level buggify points (`buggify!("site")`), on only when a simulation asks.
 //! - [`agent_monitor`]: one supervised monitor per agent, reporting its health exactly once dead.
+//! - [`coord`]: coordination (consensus, leader election, lease lock with fencing, barrier).
 //! - Distribution: frames and codec in [`wire`], per-peer reliable sessions in `session.rs`,
 //!   the network tasks in `net.rs`.
 //!
@@ -53,6 +54,7 @@ mod actor;
 pub mod agent_monitor;
 pub mod agents;
 pub mod buggify;
+pub mod coord;
 pub mod disk;
 mod error;
 mod mailbox;

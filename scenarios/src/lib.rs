@@ -38,6 +38,13 @@
 //! - `flaky-backpressure` (`flaky_backpressure.rs`): an alert sent asynchronously after the
 //!   write that crossed the threshold, against admission that tells before it returns (the
 //!   resource-manager test that passed on retry).
+//! Coordination (`coord`), each flaw against the runtime's primitive:
+//! - `consensus-spawn` (`consensus_spawn.rs`): consensus rounds from unsupervised tasks that
+//!   lose a round silently, against the runtime's Raft (004 issue 2).
+//! - `swallowed-error` (`swallowed_error.rs`): votes whose errors are caught and ignored, so a
+//!   partitioned participant believes it took part, against typed errors surfaced (004 issue 4).
+//! - `unfenced-lock` (`unfenced_lock.rs`): a lease lock whose resource ignores the fencing
+//!   token, so a stalled holder overwrites a newer one, against a `FencedResource`.
 //!
 //! Fault classes of their own:
 //! - `failover` (`failover.rs`): a backup takes over after a primary outage longer than failure
@@ -55,6 +62,7 @@ mod amnesiac_restart;
 mod blocking_call;
 mod circular_start;
 mod config_after_start;
+mod consensus_spawn;
 mod event_fanout;
 mod failover;
 mod flaky_backpressure;
@@ -68,7 +76,9 @@ mod ping_pong;
 mod split_registry;
 mod stale_registry;
 mod supervisor_limits;
+mod swallowed_error;
 mod transaction_rollback;
+mod unfenced_lock;
 mod unsynced_ack;
 mod wire;
 
@@ -76,6 +86,7 @@ pub use amnesiac_restart::AmnesiacRestart;
 pub use blocking_call::BlockingCall;
 pub use circular_start::CircularStart;
 pub use config_after_start::ConfigAfterStart;
+pub use consensus_spawn::ConsensusSpawn;
 pub use event_fanout::EventFanout;
 pub use failover::Failover;
 pub use flaky_backpressure::FlakyBackpressure;
@@ -89,7 +100,9 @@ pub use ping_pong::PingPong;
 pub use split_registry::SplitRegistry;
 pub use stale_registry::StaleRegistry;
 pub use supervisor_limits::SupervisorLimits;
+pub use swallowed_error::SwallowedError;
 pub use transaction_rollback::TransactionRollback;
+pub use unfenced_lock::UnfencedLock;
 pub use unsynced_ack::UnsyncedAck;
 
 /// Every scenario of the project, in listing order.
@@ -114,4 +127,7 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(ImpatientLookup)
         .with(LeaseDrift)
         .with(UnsyncedAck)
+        .with(ConsensusSpawn)
+        .with(SwallowedError)
+        .with(UnfencedLock)
 }

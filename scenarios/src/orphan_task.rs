@@ -1,48 +1,40 @@
-//! `orphan-task` (004 issues 2 and 4): leader election with terms on three nodes. Each node's
-//! elector claims terms it owns (term `t` belongs to node `t % 3`), follows the highest term it
-//! hears of, monitors its leader and calls an election when the leader goes down; elections
-//! also happen at times drawn from the seed. Invariants: at most one leader per term (safety),
-//! no announcement the elector counts as delivered was lost, and once faults stop every node
-//! agrees on one live leader (liveness).
+//! `orphan-task` (004 issues 2 and 4): leader election with terms on three nodes. Invariants:
+//! at most one leader per term (safety), no announcement counted as delivered was lost, and
+//! once faults stop every node agrees on one live leader (liveness).
 //!
-//! - `flawed`: the leader announces itself from an unsupervised task that sends to each peer
-//!   and swallows every error (`let _ = send`), as the Elixir primitives did. A partition or a
-//!   crash loses announcements silently; a restarted node's stale claim is ignored in silence.
-//! - `fixed`: the announcement runs as calls from a task under the node's task supervisor; the
-//!   elector monitors the task, so each failed delivery reaches it as a typed error (the task's
-//!   exit reason lists every `CallError`), and it retries while it still leads that term. A peer
-//!   that knows a newer term answers with it and the elector steps down.
+//! - `flawed`: each node's elector claims terms it owns (term `t` belongs to node `t % 3`),
+//!   follows the highest term it hears of, monitors its leader and calls an election when the
+//!   leader goes down; elections also happen at times drawn from the seed. The leader
+//!   announces itself from an unsupervised task that sends to each peer and swallows every
+//!   error (`let _ = send`), as the Elixir primitives did. A partition or a crash loses
+//!   announcements silently; a restarted node's stale claim is ignored in silence.
+//! - `fixed`: the runtime's election (`coord::election`, Raft terms and votes, one supervised
+//!   member per node, its term and vote kept outside the node as on a disk). Nothing is
+//!   announced fire-and-forget: followers learn the leader from its acknowledged
+//!   `AppendEntries`, so there is no announcement to count and `no-silent-loss` holds
+//!   trivially; a leader cut off from the majority steps down. Claims are the members' own
+//!   reports of leading a term (their observers); beliefs are each member's (term, leader).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use groundhog_runtime::coord::consensus::{Role, Status};
+use groundhog_runtime::coord::election::{self, ElectionStore};
 use groundhog_runtime::rt::{self, Duration, Stream};
-use groundhog_runtime::supervisor::task;
-use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Node, NodeConfig, Pid, Ref, SpawnOpts};
+use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
+use groundhog_runtime::{Ctx, Event, ExitReason, Node, NodeConfig, Pid, Ref};
 use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-const CALL_TIMEOUT: Duration = Duration::from_millis(300);
-const RETRY_AFTER: Duration = Duration::from_millis(200);
 const ELECTIONS_PER_NODE: u32 = 2;
-/// Timer tags: elections drawn from the seed; retries carry the term above this.
+/// The timer tag of the elections drawn from the seed.
 const ELECT: u64 = 0;
-const RETRY: u64 = 1 << 32;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Election {
-    /// `leader` claims `term`. Sent by the flawed broadcast, called by the fixed one.
+    /// `leader` claims `term` (the flawed broadcast).
     Announce { term: u64, leader: Pid },
-    /// From the elector's own broadcast task: a peer knows this newer term.
-    Newer { term: u64, leader: Pid },
-}
-
-/// A peer's refusal of an announcement older than what it knows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Stale {
-    term: u64,
-    leader: Option<Pid>,
 }
 
 #[derive(Default)]
@@ -59,6 +51,8 @@ struct World {
     counted: BTreeSet<(u64, Pid)>,
     /// Announcements (term, receiving elector) that actually arrived.
     arrived: BTreeSet<(u64, Pid)>,
+    /// Fixed: each node's election store (what survives its crash).
+    stores: BTreeMap<u32, ElectionStore>,
 }
 
 /// An elector's (term, leader).
@@ -128,7 +122,10 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
                 let elections: Vec<Duration> = (0..ELECTIONS_PER_NODE)
                     .map(|_| Duration::from_millis(rng.gen_range(0..3_000)))
                     .collect();
-                let tasks = fixed.then(|| task::start(&rt_node, "announce-tasks", None, None));
+                if fixed {
+                    start_member(&rt_node, nodes, seed, world.clone()).await;
+                    return;
+                }
                 let w = world.clone();
                 let elector = rt_node.spawn("elector", move |ctx: Ctx<Election>| {
                     let term = lock(&w).disk.get(&n).copied().unwrap_or(0);
@@ -138,8 +135,6 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
                         term,
                         leader: None,
                         leader_monitor: None,
-                        broadcasts: BTreeMap::new(),
-                        tasks,
                         world: w,
                     };
                     e.run(ctx, elections)
@@ -187,15 +182,47 @@ fn check_one_leader_per_term(ctx: &SimCtx, world: &Shared) -> Result<(), Violati
     })
 }
 
+/// Fixed: this node's election member under a supervisor, its status changes recorded as
+/// the flawed electors' are (claims by leaders, beliefs by everyone).
+async fn start_member(node: &Node, nodes: u32, seed: u64, world: Shared) {
+    let n = node.index();
+    let store = lock(&world).stores.entry(n).or_default().clone();
+    let w = world.clone();
+    let config =
+        election::config("election", (0..nodes).collect(), seed).observer(move |s: &Status| {
+            let mut w = lock(&w);
+            if s.role == Role::Leader {
+                if let Some(me) = s.leader_pid {
+                    w.claims.entry(s.term).or_default().insert(me);
+                }
+            }
+            if let Some(me) = w.electors.get(&s.member).copied() {
+                w.views.insert(me, (s.term, s.leader_pid));
+            }
+        });
+    let child = ChildSpec::new("election", move |node, sup| {
+        let (config, store, world) = (config.clone(), store.clone(), world.clone());
+        async move {
+            let pid = election::start(&node, Some(sup), config, store).await?;
+            lock(&world).electors.insert(node.index(), pid);
+            Ok(pid)
+        }
+    });
+    let spec = Spec::new(Strategy::OneForOne)
+        .intensity(10, Duration::from_secs(1))
+        .child(child);
+    supervisor::start(node, "election-sup", None, spec)
+        .await
+        .expect("the member starts");
+}
+
+/// The flawed elector.
 struct Elector {
     me: Pid,
     nodes: u32,
     term: u64,
     leader: Option<Pid>,
     leader_monitor: Option<Ref>,
-    /// Fixed only: the running announcement tasks, by monitor, with their term.
-    broadcasts: BTreeMap<Ref, u64>,
-    tasks: Option<Pid>,
     world: Shared,
 }
 
@@ -211,73 +238,25 @@ impl Elector {
                     msg: Election::Announce { term, leader },
                     ..
                 } => {
-                    // The flawed protocol: no answer, so a stale claim is dropped in silence.
-                    let _ = self.on_announce(&ctx, term, leader);
+                    // No answer, so a stale claim is dropped in silence.
+                    self.on_announce(&ctx, term, leader);
                 }
-                Event::Call {
-                    msg: Election::Announce { term, leader },
-                    reply,
-                    ..
-                } => reply.reply(self.on_announce(&ctx, term, leader)),
-                Event::Msg {
-                    msg: Election::Newer { term, leader },
-                    ..
-                } => {
-                    if term > self.term {
-                        self.adopt(&ctx, term, leader);
-                    }
-                }
-                Event::Call { reply, .. } => reply.reply(Err::<(), Stale>(self.stale())),
-                Event::Down {
-                    reference, reason, ..
-                } => {
+                Event::Down { reference, .. } => {
                     if Some(reference) == self.leader_monitor {
                         self.leader_monitor = None;
                         self.elect(&ctx);
-                    } else if let Some(term) = self.broadcasts.remove(&reference) {
-                        if !reason.is_clean() && self.leads(term) {
-                            let why = reason.to_string();
-                            groundhog_runtime::event!(
-                                "note",
-                                node = self.me.node,
-                                msg = why.as_str()
-                            );
-                            ctx.send_after(RETRY_AFTER, RETRY + term);
-                        }
                     }
                 }
                 Event::Timer { tag: ELECT, .. } => self.elect(&ctx),
-                Event::Timer { tag, .. } => {
-                    let term = tag - RETRY;
-                    if self.leads(term) {
-                        self.broadcast(&ctx, term);
-                    }
-                }
-                Event::Exit { .. } => {}
+                Event::Call { .. } | Event::Timer { .. } | Event::Exit { .. } => {}
             }
         }
     }
 
-    fn stale(&self) -> Stale {
-        Stale {
-            term: self.term,
-            leader: self.leader,
-        }
-    }
-
-    fn leads(&self, term: u64) -> bool {
-        self.term == term && self.leader == Some(self.me)
-    }
-
-    fn on_announce(&mut self, ctx: &Ctx<Election>, term: u64, leader: Pid) -> Result<(), Stale> {
+    fn on_announce(&mut self, ctx: &Ctx<Election>, term: u64, leader: Pid) {
         lock(&self.world).arrived.insert((term, self.me));
         if term > self.term {
             self.adopt(ctx, term, leader);
-            Ok(())
-        } else if term == self.term && self.leader == Some(leader) {
-            Ok(())
-        } else {
-            Err(self.stale())
         }
     }
 
@@ -312,74 +291,21 @@ impl Elector {
 
     fn broadcast(&mut self, ctx: &Ctx<Election>, term: u64) {
         let me = self.me;
-        let peers: Vec<(u32, Pid)> = lock(&self.world)
+        let peers: Vec<Pid> = lock(&self.world)
             .electors
             .iter()
             .filter(|(n, _)| **n != me.node)
-            .map(|(n, p)| (*n, *p))
+            .map(|(_, p)| *p)
             .collect();
         let world = self.world.clone();
         let announce = Election::Announce { term, leader: me };
-        match self.tasks {
-            None => {
-                // Unsupervised, unmonitored, every error swallowed.
-                ctx.spawn("announce", move |ctx: Ctx<()>| async move {
-                    for (_, peer) in peers {
-                        let _ = ctx.send(peer, announce.clone());
-                        lock(&world).counted.insert((term, peer));
-                    }
-                    ExitReason::Normal
-                });
-            }
-            Some(sup) => {
-                let opts = SpawnOpts::named("announce").link(sup);
-                let task = ctx.node().spawn_opts(opts, move |ctx: Ctx<()>| async move {
-                    announce_by_calls(ctx, me, term, announce, peers, world).await
-                });
-                self.broadcasts.insert(ctx.monitor(task), term);
-            }
-        }
-    }
-}
-
-/// The fixed announcement: a call per peer; every failure is in the exit reason.
-async fn announce_by_calls(
-    ctx: Ctx<()>,
-    elector: Pid,
-    term: u64,
-    announce: Election,
-    peers: Vec<(u32, Pid)>,
-    world: Shared,
-) -> ExitReason {
-    let mut failed = Vec::new();
-    for (n, peer) in peers {
-        let answer: Result<Result<(), Stale>, CallError> =
-            ctx.call(peer, announce.clone(), CALL_TIMEOUT).await;
-        match answer {
-            Ok(result) => {
+        // Unsupervised, unmonitored, every error swallowed.
+        ctx.spawn("announce", move |ctx: Ctx<()>| async move {
+            for peer in peers {
+                let _ = ctx.send(peer, announce.clone());
                 lock(&world).counted.insert((term, peer));
-                if let Err(Stale {
-                    term: newer,
-                    leader: Some(leader),
-                }) = result
-                {
-                    if let Err(e) = ctx.send(
-                        elector,
-                        Election::Newer {
-                            term: newer,
-                            leader,
-                        },
-                    ) {
-                        failed.push(format!("elector: {e}"));
-                    }
-                }
             }
-            Err(e) => failed.push(format!("node {n}: {e}")),
-        }
-    }
-    if failed.is_empty() {
-        ExitReason::Normal
-    } else {
-        ExitReason::error(format!("announce term {term}: {}", failed.join("; ")))
+            ExitReason::Normal
+        });
     }
 }
