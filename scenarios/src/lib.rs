@@ -38,6 +38,7 @@
 //! - `flaky-backpressure` (`flaky_backpressure.rs`): an alert sent asynchronously after the
 //!   write that crossed the threshold, against admission that tells before it returns (the
 //!   resource-manager test that passed on retry).
+//!
 //! Coordination (`coord`), each flaw against the runtime's primitive:
 //! - `consensus-spawn` (`consensus_spawn.rs`): consensus rounds from unsupervised tasks that
 //!   lose a round silently, against the runtime's Raft (004 issue 2).
