@@ -14,7 +14,7 @@
 //! - Supervision: [`supervisor`] (static, dynamic and task supervisors).
 //! - [`agents`]: the agent registry (indexes, paged reads off the writer's path, atomic
 //!   transactions).
-//! - [`buggify`]: two-level buggify points (`buggify!("site")`), on only when a simulation asks.
+//! - [`buggify`](mod@buggify): two-level buggify points (`buggify!("site")`), on only when a simulation asks.
 //! - [`agent_monitor`]: one supervised monitor per agent, reporting its health exactly once dead.
 //! - [`coord`]: coordination (consensus, leader election, lease lock with fencing, barrier).
 //! - Distribution: frames and codec in [`wire`], per-peer reliable sessions in `session.rs`,

@@ -174,7 +174,7 @@ impl Ctx {
     }
 
     /// This run's history: record client operations on it (clone it into node programs), and
-    /// judge it with [`Ctx::check_linear`] or [`Ctx::check_txns`].
+    /// judge it with [`Ctx::check_linear`] or the anomaly checker in [`crate::checker`].
     pub fn history(&self) -> crate::history::History {
         self.history.clone()
     }

@@ -1,4 +1,4 @@
-//! Leader election with terms, decided by [`consensus`](super::consensus): the leader of a
+//! Leader election with terms, decided by [`consensus`]: the leader of a
 //! term is the Raft leader of that term, so at most one leader per term (each member votes
 //! once per term, a leader needs a majority of votes); a leader that has not heard from a
 //! majority for an election timeout steps down, so none stays leader in a minority
