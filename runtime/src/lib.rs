@@ -17,8 +17,9 @@
 //! - [`buggify`](mod@buggify): two-level buggify points (`buggify!("site")`), on only when a simulation asks.
 //! - [`agent_monitor`]: one supervised monitor per agent, reporting its health exactly once dead.
 //! - [`coord`]: coordination (consensus, leader election, lease lock with fencing, barrier).
-//! - Distribution: frames and codec in [`wire`], per-peer reliable sessions in `session.rs`,
-//!   the network tasks in `net.rs`.
+//! - Distribution: node authentication (handshake, session keys, frame MACs) in [`auth`],
+//!   frames and codec in [`wire`], per-peer reliable sessions in `session.rs`, the network
+//!   tasks in `net.rs`.
 //!
 //! ```
 //! use groundhog_runtime::{rt, Ctx, Event, ExitReason, Node};
@@ -53,6 +54,7 @@ pub mod trace;
 mod actor;
 pub mod agent_monitor;
 pub mod agents;
+pub mod auth;
 pub mod buggify;
 pub mod coord;
 pub mod disk;
@@ -70,6 +72,7 @@ pub mod wire;
 
 pub use actor::{start_actor, Actor, Flow};
 pub use agents::AgentRegistry;
+pub use auth::{NetStats, Secret, SecretError};
 pub use error::{CallError, SendError, StartError};
 pub use node::{Node, NodeConfig, SpawnOpts, DIST_PORT};
 pub use pid::{Pid, Ref};

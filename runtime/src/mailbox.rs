@@ -1,6 +1,7 @@
-//! A process's bounded mailbox: user messages count against the capacity, system signals (exit
-//! signals, downs, timers) do not, since each is bounded by the links, monitors and timers a
-//! process holds.
+//! A process's bounded mailbox: user messages count against the capacity; system signals (exit
+//! signals, downs, timers) against a separate bound, [`SIGNAL_LIMIT`]. OTP never drops a
+//! signal, and neither does this: a signal past the bound kills the process instead (its node
+//! does so, with reason `signal-queue-overflow`), so its links, monitors and supervisor see it.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -47,6 +48,12 @@ impl Signal {
     }
 }
 
+/// System signals one mailbox holds at most.
+pub const SIGNAL_LIMIT: usize = 65_536;
+
+/// The exit reason of a process killed for a signal past [`SIGNAL_LIMIT`].
+pub(crate) const SIGNAL_OVERFLOW: &str = "signal-queue-overflow";
+
 pub(crate) struct Mailbox {
     inner: Mutex<Inner>,
 }
@@ -54,6 +61,7 @@ pub(crate) struct Mailbox {
 struct Inner {
     queue: VecDeque<Signal>,
     user: usize,
+    signals: usize,
     capacity: usize,
     closed: bool,
     trap_exit: bool,
@@ -64,6 +72,18 @@ struct Inner {
 pub(crate) enum Refused {
     Full(Signal),
     Closed(Signal),
+    /// A system signal past [`SIGNAL_LIMIT`] (not queued): the caller kills the process.
+    Overflow,
+}
+
+impl Inner {
+    fn removed(&mut self, signal: &Signal) {
+        if signal.is_user() {
+            self.user -= 1;
+        } else {
+            self.signals -= 1;
+        }
+    }
 }
 
 impl Mailbox {
@@ -72,6 +92,7 @@ impl Mailbox {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
                 user: 0,
+                signals: 0,
                 capacity,
                 closed: false,
                 trap_exit: false,
@@ -94,6 +115,11 @@ impl Mailbox {
                 return Err(Refused::Full(signal));
             }
             inner.user += 1;
+        } else {
+            if inner.signals >= SIGNAL_LIMIT {
+                return Err(Refused::Overflow);
+            }
+            inner.signals += 1;
         }
         inner.queue.push_back(signal);
         if let Some(w) = inner.waker.take() {
@@ -115,6 +141,7 @@ impl Mailbox {
         inner.closed = true;
         inner.queue.clear();
         inner.user = 0;
+        inner.signals = 0;
     }
 
     /// Removes a pending `Down` for `reference` (demonitor with flush); true if there was one.
@@ -128,9 +155,7 @@ impl Mailbox {
         let mut inner = self.lock();
         let at = inner.queue.iter().position(pred)?;
         let signal = inner.queue.remove(at).expect("position is in range");
-        if signal.is_user() {
-            inner.user -= 1;
-        }
+        inner.removed(&signal);
         Some(signal)
     }
 
@@ -144,9 +169,7 @@ impl Mailbox {
             // Re-check under the same lock the pusher takes, so no wake-up is lost.
             if let Some(at) = inner.queue.iter().position(&pred) {
                 let s = inner.queue.remove(at).expect("position is in range");
-                if s.is_user() {
-                    inner.user -= 1;
-                }
+                inner.removed(&s);
                 return Poll::Ready(s);
             }
             inner.waker = Some(cx.waker().clone());

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::channel::{mpsc, oneshot};
 
+use crate::auth::{Auth, NetStats, Secret};
 use crate::mailbox::{Mailbox, Payload};
 use crate::rt::{self, AbortHandle, Duration};
 use crate::session::Peer;
@@ -46,6 +47,9 @@ pub struct NodeConfig {
     pub down_after: Duration,
     /// Default mailbox capacity (user messages).
     pub mailbox: usize,
+    /// The cluster secret (see [`crate::auth`]). Required for distribution in the real build;
+    /// under simulation `None` means the world's seed-derived secret.
+    pub secret: Option<Secret>,
 }
 
 /// The port every simulated node's distribution listens on.
@@ -62,6 +66,7 @@ impl NodeConfig {
             heartbeat: Duration::from_millis(100),
             down_after: Duration::from_millis(1000),
             mailbox: 1024,
+            secret: None,
         }
     }
 
@@ -84,6 +89,12 @@ impl NodeConfig {
 
     pub fn mailbox(mut self, capacity: usize) -> Self {
         self.mailbox = capacity;
+        self
+    }
+
+    /// The cluster secret this node proves it knows, and requires of its peers.
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
         self
     }
 }
@@ -138,6 +149,10 @@ pub(crate) struct State {
     /// The deadline the sweeper sleeps until; `None` while it waits for work.
     pub(crate) sweeper_armed: Option<rt::Instant>,
     pub(crate) peers: BTreeMap<u32, Peer>,
+    /// The configuration's failure-detection timeout.
+    pub(crate) down_after: Duration,
+    /// Handshakes and keys (`None` until distribution starts).
+    pub(crate) auth: Option<Auth>,
     pub(crate) distributed: bool,
     kick: Option<mpsc::UnboundedSender<()>>,
     kicked: bool,
@@ -219,6 +234,8 @@ impl Node {
             sweeper_task: None,
             sweeper_armed: None,
             peers: BTreeMap::new(),
+            down_after: config.down_after,
+            auth: None,
             distributed: false,
             kick: None,
             kicked: false,
@@ -301,6 +318,15 @@ impl Node {
     /// The address distribution listens on, once started.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.lock().listen_addr
+    }
+
+    /// The distribution layer's counters (all zero before it starts).
+    pub fn net_stats(&self) -> NetStats {
+        self.lock()
+            .auth
+            .as_ref()
+            .map(Auth::stats)
+            .unwrap_or_default()
     }
 
     /// Stops distribution: closes the socket, so peers stop hearing from this node (they will

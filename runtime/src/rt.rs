@@ -244,7 +244,23 @@ fn latency_range(net: &NetConfig) -> Range<Duration> {
     start..net.latency.end.max(start + Duration::from_nanos(1))
 }
 
-pub use backend::{elapsed, run_test, spawn, task_count, world_state, Control, SimNode, World};
+pub use backend::{
+    elapsed, run_test, spawn, task_count, world_seed, world_state, Control, SimNode, World,
+};
+
+/// The generator of a node's handshake nonces. Under simulation it is derived from the world's
+/// seed, the node and its incarnation (so runs replay); in the real build it is seeded by the
+/// operating system, since a predictable nonce would let a stranger replay a handshake.
+pub(crate) fn nonce_rng(index: u32, incarnation: u64) -> ChaCha8Rng {
+    match world_seed() {
+        Some(seed) => {
+            let mut rng = seeded_rng(seed, Stream::Extra(u32::MAX));
+            rng.set_stream((u64::from(index) << 40) ^ incarnation);
+            rng
+        }
+        None => backend::entropy_rng(),
+    }
+}
 
 #[cfg(madsim)]
 mod backend {
@@ -260,6 +276,16 @@ mod backend {
     use std::future::Future;
     use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
     use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+    /// The seed of the simulated world this runs in; `None` outside one.
+    pub fn world_seed() -> Option<u64> {
+        Handle::try_current().ok().map(|h| h.seed())
+    }
+
+    /// Unused under simulation: every node runs inside a seeded world.
+    pub(crate) fn entropy_rng() -> super::ChaCha8Rng {
+        super::seeded_rng(0, super::Stream::Extra(u32::MAX))
+    }
 
     /// Simulated time since the current world started; zero outside a world.
     pub fn elapsed() -> Duration {
@@ -610,6 +636,17 @@ mod backend {
     /// Simulated time exists only in the simulation build.
     pub fn elapsed() -> Duration {
         Duration::ZERO
+    }
+
+    /// There is no seeded world in the real build.
+    pub fn world_seed() -> Option<u64> {
+        None
+    }
+
+    /// A generator seeded by the operating system.
+    pub(crate) fn entropy_rng() -> super::ChaCha8Rng {
+        use rand::SeedableRng;
+        super::ChaCha8Rng::from_entropy()
     }
 
     /// Not counted in the real build.

@@ -136,6 +136,28 @@ impl Peer {
         self.up
     }
 
+    /// Our handshake with the peer completed, answered by `incarnation`. Our frames name it from
+    /// now on, so a later incarnation drops them as stale. Whether an earlier incarnation had
+    /// answered or spoken before: the peer restarted, and what we queued may have reached the
+    /// old one, so our outbound starts over (nothing is delivered twice, to either), as when the
+    /// peer's own frames show a restart; the caller declares the old incarnation down.
+    pub(crate) fn handshake_with(&mut self, incarnation: u64) -> bool {
+        if incarnation <= self.peer_incarnation {
+            return false;
+        }
+        let restarted = self.peer_incarnation != 0;
+        self.peer_incarnation = incarnation;
+        if restarted {
+            self.reset_outbound();
+        }
+        restarted
+    }
+
+    /// Heard nothing for longer than `timeout`: down at the next tick.
+    pub(crate) fn silent_for(&self, now: Instant, timeout: Duration) -> bool {
+        now.saturating_duration_since(self.last_heard) > timeout
+    }
+
     /// Queues a message; it goes out with the next [`Peer::fresh_frames`]. Refused while the
     /// peer is down (Erlang drops what is sent to a node known down) and at the queue's bound.
     pub(crate) fn enqueue(&mut self, wire: Wire) -> Result<(), Unqueued> {
@@ -355,6 +377,9 @@ impl Peer {
             _ => {
                 let was_alive = self.in_alive;
                 let restarted = frame.from_incarnation != self.peer_incarnation;
+                // An earlier incarnation answered our handshake or spoke, even if its session
+                // never became ours: what we queued was aimed at it.
+                let knew_another = restarted && self.peer_incarnation != 0;
                 self.in_session = Some(key);
                 self.peer_incarnation = frame.from_incarnation;
                 if was_alive {
@@ -368,6 +393,12 @@ impl Peer {
                     if restarted {
                         self.reset_outbound();
                     }
+                } else if knew_another {
+                    // Retransmitted to the new incarnation, our backlog could deliver twice
+                    // what the old one had already received: it is dropped, and the old
+                    // incarnation is down for us.
+                    out.reset = true;
+                    self.reset_outbound();
                 }
                 self.in_alive = true;
                 self.floor = 0;
@@ -852,6 +883,31 @@ mod tests {
         }
         assert_eq!(got, vec![wire(1), wire(2), wire(3)]);
         assert_eq!(b.early(), 0);
+    }
+
+    /// A message sent to the incarnation that answered our handshake, never acknowledged, must
+    /// not reach the next incarnation: once that one speaks, our backlog is dropped and the old
+    /// incarnation is down for us (seen in `stale-registry` as a duplicate delivery after a
+    /// crash, with the old incarnation's frames never heard).
+    #[crate::rt::test]
+    async fn a_backlog_for_an_incarnation_that_answered_never_reaches_the_next() {
+        let now = Instant::now();
+        let (mut a, _) = pair(now);
+        assert!(!a.handshake_with(2), "a first handshake is no restart");
+        a.enqueue(wire(1)).unwrap();
+        assert_eq!(a.fresh_frames(0, 1)[0].to_incarnation, 2);
+        // Incarnation 3 of the peer speaks first; its handshake may follow.
+        let mut b3 = Peer::new(0, "10.0.0.1:1".parse().unwrap(), now);
+        b3.enqueue(wire(9)).unwrap();
+        let got = a.receive(b3.fresh_frames(1, 3).remove(0), 1, now);
+        assert!(got.reset, "the old incarnation is down");
+        assert_eq!(a.unacked(), 0, "the backlog aimed at incarnation 2 is gone");
+        assert!(!a.handshake_with(3));
+        // A later restart seen through the handshake first resets the same way.
+        a.enqueue(wire(2)).unwrap();
+        let _ = a.fresh_frames(0, 1);
+        assert!(a.handshake_with(4));
+        assert_eq!(a.unacked(), 0);
     }
 
     /// Values an attacker or a broken peer may put in a well-formed frame.

@@ -104,7 +104,7 @@ impl Wire {
 /// sequence, a hostile length prefix makes serde preallocate up to 1 MiB before the datagram
 /// runs out; as a byte string the length is checked against the frame limit and the datagram
 /// first, so decoding never allocates more than the datagram holds.
-mod bytes {
+pub(crate) mod bytes {
     use serde::de::{Deserializer, Error, SeqAccess, Visitor};
     use serde::Serializer;
 

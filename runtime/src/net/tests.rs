@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use futures::channel::oneshot;
 
 use crate::rt::Duration;
-use crate::{CallError, Ctx, Event, ExitReason, Node, NodeConfig};
+use crate::{CallError, Ctx, Event, ExitReason, Node, NodeConfig, Pid, Secret};
 
 /// Heartbeats (and retransmissions) every 20 ms.
 const HEARTBEAT: Duration = Duration::from_millis(20);
@@ -23,12 +23,18 @@ const NEVER_DOWN: Duration = Duration::from_secs(3600);
 /// Bounds a failing test; a passing one ends on its events long before.
 const BOUND: Duration = Duration::from_secs(120);
 
+fn test_secret() -> Secret {
+    Secret::new("net tests' cluster secret").unwrap()
+}
+
 fn config(
     index: u32,
     peers: BTreeMap<u32, std::net::SocketAddr>,
     down_after: Duration,
 ) -> NodeConfig {
-    let mut c = NodeConfig::local(index, 1).heartbeat(HEARTBEAT, down_after);
+    let mut c = NodeConfig::local(index, 1)
+        .heartbeat(HEARTBEAT, down_after)
+        .secret(test_secret());
     c.listen = Some("127.0.0.1:0".parse().unwrap());
     c.peers = peers;
     c
@@ -273,4 +279,145 @@ async fn remote_sends_into_a_full_mailbox_are_held_not_lost() {
     .await
     .expect("every held message arrived");
     assert_eq!(got, (0..SENT).collect::<Vec<_>>());
+}
+
+/// Waits until `done()` holds, checking every millisecond; panics naming `what` past [`BOUND`].
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = crate::rt::Instant::now() + BOUND;
+    while !done() {
+        assert!(crate::rt::Instant::now() < deadline, "never: {what}");
+        crate::rt::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The audit's attacks from a socket that does not know the secret: a frame claiming to be a
+/// new node 7 (it made `is_alive(<7.1.1>)` true), and an `Exit(Kill)` claiming to come from
+/// node 1 (it killed a process). Both as the old unauthenticated frame and as a `Data` packet
+/// with a made-up key: every one is dropped and counted, no peer appears, nothing dies.
+#[crate::rt::test]
+async fn spoofed_frames_create_no_node_and_kill_nothing() {
+    use crate::auth::Packet;
+    use crate::rt::Socket;
+    use crate::wire::{self, Frame, Wire};
+
+    let a = Node::start(config(0, BTreeMap::new(), NEVER_DOWN))
+        .await
+        .unwrap();
+    let a_addr = a.listen_addr().unwrap();
+    let victim = a.spawn("victim", |mut ctx: Ctx<()>| async move {
+        loop {
+            ctx.recv().await;
+        }
+    });
+    let fake = Pid {
+        node: 7,
+        incarnation: 1,
+        id: 1,
+    };
+    let spoofed = |from: u32, body: Option<Wire>| Frame {
+        from,
+        from_incarnation: 1,
+        epoch: 1,
+        base_epoch: 0,
+        to_incarnation: 0,
+        ack_epoch: 0,
+        ack: 0,
+        refused_epoch: 0,
+        seq: u64::from(body.is_some()),
+        body,
+    };
+    let kill = Wire::Exit {
+        from: Pid {
+            node: 1,
+            incarnation: 1,
+            id: 1,
+        },
+        to: victim,
+        reason: ExitReason::Kill,
+        linked: false,
+    };
+    let frames = [spoofed(7, None), spoofed(1, Some(kill))];
+    let attacker = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut sent = 0;
+    for frame in &frames {
+        let bare = wire::encode(frame).unwrap();
+        let packet = wire::encode(&Packet::Data {
+            from: frame.from,
+            key: [3; 16],
+            frame: bare.clone(),
+            tag: [0; 32],
+        })
+        .unwrap();
+        for bytes in [bare, packet] {
+            attacker.send_to(a_addr, &bytes).await.unwrap();
+            sent += 1;
+        }
+    }
+    eventually("every spoofed datagram is rejected", || {
+        a.net_stats().rejected >= sent
+    })
+    .await;
+    assert!(!a.is_alive(fake), "a spoofed frame created node 7");
+    assert!(a.is_alive(victim), "a spoofed exit signal killed a process");
+    assert!(a.lock().peers.is_empty(), "peer state for a stranger");
+    assert_eq!(a.net_stats().authenticated, 0);
+}
+
+/// A node started with the wrong secret never becomes a peer: its handshake fails at the
+/// proof, nothing it queues leaves it, and the cluster's nodes keep talking to each other.
+#[crate::rt::test]
+async fn a_node_with_the_wrong_secret_is_rejected() {
+    let a = Node::start(config(0, BTreeMap::new(), NEVER_DOWN))
+        .await
+        .unwrap();
+    let a_addr = a.listen_addr().unwrap();
+    let b = Node::start(config(1, [(0, a_addr)].into(), NEVER_DOWN))
+        .await
+        .unwrap();
+    let wrong = Secret::new("not the cluster's secret at all").unwrap();
+    let intruder = Node::start(config(2, [(0, a_addr)].into(), NEVER_DOWN).secret(wrong))
+        .await
+        .unwrap();
+    let server = a.spawn("echo", |mut ctx: Ctx<u32>| async move {
+        loop {
+            if let Event::Call { msg, reply, .. } = ctx.recv().await {
+                reply.reply(msg + 1);
+            }
+        }
+    });
+    let call = |node: &Node, timeout: Duration| {
+        let (tx, rx) = oneshot::channel();
+        node.spawn("client", move |ctx: Ctx<()>| async move {
+            let r: Result<u32, _> = ctx.call(server, 1u32, timeout).await;
+            let _ = tx.send(r);
+            ExitReason::Normal
+        });
+        rx
+    };
+    assert_eq!(call(&b, BOUND).await.unwrap(), Ok(2));
+    eventually("the intruder's handshake is refused", || {
+        intruder.net_stats().rejected > 0
+    })
+    .await;
+    let refused = call(&intruder, Duration::from_millis(300)).await.unwrap();
+    assert_eq!(refused, Err(CallError::Timeout));
+    assert_eq!(intruder.net_stats().handshakes, 0);
+    let stats = a.net_stats();
+    assert_eq!(stats.authenticated, 1, "only b is a's peer: {stats:?}");
+    assert!(!a.lock().peers.contains_key(&2));
+    assert_eq!(call(&b, BOUND).await.unwrap(), Ok(2));
+}
+
+/// In the real build there is no default secret: distribution does not start without one.
+#[cfg(not(madsim))]
+#[crate::rt::test]
+async fn the_real_build_refuses_distribution_without_a_secret() {
+    let mut c = NodeConfig::local(0, 1);
+    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    let err = Node::start(c)
+        .await
+        .err()
+        .expect("started without a secret");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("cluster secret"), "{err}");
 }

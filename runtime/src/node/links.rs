@@ -6,7 +6,7 @@
 //! link) cannot be trapped, and its target exits with `Killed` (OTP's `kill` / `killed`).
 
 use super::State;
-use crate::mailbox::Signal;
+use crate::mailbox::{Refused, Signal, SIGNAL_OVERFLOW};
 use crate::wire::Wire;
 use crate::{event, ExitReason, Pid};
 
@@ -96,17 +96,22 @@ impl State {
         }
         let untrappable = reason == ExitReason::Kill && !linked;
         let effect = if !untrappable && entry.mailbox.trap_exit() {
-            let _ = entry.mailbox.push(Signal::Exit {
+            match entry.mailbox.push(Signal::Exit {
                 from,
                 reason: reason.clone(),
-            });
-            "trapped"
+            }) {
+                Err(Refused::Overflow) => "overflow",
+                _ => "trapped",
+            }
         } else if reason == ExitReason::Normal {
             "ignored"
         } else {
             "killed"
         };
         event!("signal", node = to.node, from = %from, to = %to, reason = %reason, effect = effect);
+        if effect == "overflow" {
+            self.kill(to.id, ExitReason::error(SIGNAL_OVERFLOW));
+        }
         if effect == "killed" {
             let reason = if untrappable {
                 ExitReason::Killed

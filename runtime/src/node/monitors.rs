@@ -5,7 +5,7 @@
 //! wins and every later one is dropped.
 
 use super::{State, Watch};
-use crate::mailbox::{Payload, Signal};
+use crate::mailbox::{Payload, Refused, Signal, SIGNAL_OVERFLOW};
 use crate::wire::Wire;
 use crate::{event, CallError, ExitReason, Pid, Ref};
 
@@ -114,11 +114,14 @@ impl State {
             return;
         }
         if let Some(entry) = self.entry(watch.watcher) {
-            let _ = entry.mailbox.push(Signal::Down {
+            let pushed = entry.mailbox.push(Signal::Down {
                 reference,
                 pid,
                 reason,
             });
+            if let Err(Refused::Overflow) = pushed {
+                self.kill(watch.watcher.id, ExitReason::error(SIGNAL_OVERFLOW));
+            }
         }
     }
 

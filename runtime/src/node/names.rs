@@ -40,7 +40,9 @@ impl Host for State {
     }
 
     fn monitor_live(&self, reference: Ref) -> bool {
-        self.watching.contains_key(&reference)
+        self.watching
+            .get(&reference)
+            .is_some_and(|w| w.target.node == self.index || self.peer_up(w.target.node))
     }
 
     fn process_live(&self, pid: Pid) -> bool {

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use super::{Node, State};
+use crate::auth::{Opened, PEER_LIMIT};
 use crate::mailbox::{Payload, Refused, Signal};
 use crate::rt::Instant;
 use crate::session::{Peer, Unqueued};
@@ -17,6 +18,15 @@ impl State {
         if !self.distributed || node == self.index {
             return None;
         }
+        if self.peers.len() >= PEER_LIMIT && !self.peers.contains_key(&node) {
+            event!(
+                "drop",
+                node = self.index,
+                peer = node,
+                reason = "peer-table-full"
+            );
+            return None;
+        }
         match self.peers.entry(node) {
             std::collections::btree_map::Entry::Occupied(e) => Some(e.into_mut()),
             std::collections::btree_map::Entry::Vacant(e) => {
@@ -26,8 +36,15 @@ impl State {
     }
 
     /// Whether `node` is reachable as far as this node knows (not declared down).
+    /// A peer silent for longer than `down_after` counts as down here before the pump's next
+    /// tick declares it (after a pause of this node, say, its first lookups must not trust
+    /// what it heard before).
     pub(crate) fn peer_up(&self, node: u32) -> bool {
-        self.distributed && self.peers.get(&node).is_some_and(|p| p.is_up())
+        self.distributed
+            && self
+                .peers
+                .get(&node)
+                .is_some_and(|p| p.is_up() && !p.silent_for(Instant::now(), self.down_after))
     }
 
     /// Queues `wire` for `node`; if it cannot be queued (no session, the peer declared down,
@@ -106,7 +123,8 @@ impl State {
                 Some(d) => event!("deliver", node = to.node, from = %from, to = %to, digest = %d),
                 None => event!("deliver", node = to.node, from = %from, to = %to),
             },
-            Err(Refused::Full(_)) => {
+            // User messages only come here; they never count against the signal bound.
+            Err(Refused::Full(_) | Refused::Overflow) => {
                 event!("drop", node = to.node, from = %from, to = %to, reason = "full")
             }
             Err(Refused::Closed(_)) => {
@@ -138,7 +156,7 @@ impl State {
                         event!("hold", node = to.node, from = %from, to = %to, reason = "full");
                         return Some(Wire::Send { from, to, payload });
                     }
-                    Err(Refused::Full(_)) => {
+                    Err(Refused::Full(_) | Refused::Overflow) => {
                         event!("drop", node = to.node, from = %from, to = %to, reason = "full")
                     }
                     Err(Refused::Closed(_)) => {
@@ -212,6 +230,11 @@ impl State {
     pub(crate) fn peer_down(&mut self, node: u32, why: &str) {
         event!("node-down", node = self.index, peer = node, why = why);
         self.trace_session_drops(node);
+        // Whatever ended the session, our next frames to the peer start with a new handshake
+        // (a restarted peer has no key of ours; a healed one may have evicted it).
+        if let Some(auth) = self.auth.as_mut() {
+            auth.forget(node);
+        }
         let watched: Vec<_> = self
             .watching
             .iter()
@@ -248,9 +271,53 @@ impl State {
 }
 
 impl Node {
-    /// A frame arrived from `from`.
-    pub(crate) fn on_frame(&self, frame: Frame, from: SocketAddr) {
+    /// A datagram arrived from `from`: authenticated, then applied. Returns what must go back to
+    /// `from` (the `Welcome` that answers a `Hello`); nothing else is ever answered.
+    pub(crate) fn on_datagram(&self, bytes: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
         let mut st = self.lock();
+        let index = st.index;
+        match st.auth.as_mut()?.open(bytes) {
+            Opened::Frame(frame) => {
+                st.on_frame(frame, from);
+                None
+            }
+            Opened::Answer(welcome) => Some(welcome),
+            Opened::Ready(peer, incarnation) => {
+                event!(
+                    "handshake",
+                    node = index,
+                    peer = peer,
+                    incarnation = incarnation
+                );
+                let restarted = st
+                    .peers
+                    .get_mut(&peer)
+                    .is_some_and(|p| p.handshake_with(incarnation) && p.is_up());
+                if restarted {
+                    st.peer_down(peer, "reset");
+                }
+                st.kick();
+                None
+            }
+            Opened::Dropped {
+                reason,
+                from: Some(claimed),
+            } => {
+                event!("drop", node = index, from = %from, peer = claimed, reason = reason);
+                None
+            }
+            Opened::Dropped { reason, from: None } => {
+                event!("drop", node = index, from = %from, reason = reason);
+                None
+            }
+        }
+    }
+}
+
+impl State {
+    /// An authenticated frame arrived from `from`.
+    pub(crate) fn on_frame(&mut self, frame: Frame, from: SocketAddr) {
+        let st = self;
         let incarnation = st.incarnation;
         let peer_index = frame.from;
         let Some(peer) = st.peer(peer_index, Some(from)) else {

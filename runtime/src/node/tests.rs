@@ -558,3 +558,46 @@ async fn a_failed_service_takes_the_node_down() {
         "the idle process outlived its node's shutdown"
     );
 }
+
+/// The audit's flood: exit signals into a trapping process far past any mailbox. Signals count
+/// against their own bound; the one past it kills the process (its monitors see why) instead of
+/// growing the mailbox or vanishing.
+#[crate::rt::test]
+async fn an_exit_signal_flood_is_bounded_and_kills_instead_of_dropping() {
+    use crate::mailbox::SIGNAL_LIMIT;
+    let node = Node::local(0, 1);
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let trapper = node.spawn("trapper", |ctx: Ctx<()>| async move {
+        ctx.trap_exit(true);
+        let _ = ready_tx.send(());
+        // Never reads its mailbox.
+        futures::future::pending::<ExitReason>().await
+    });
+    ready_rx.await.unwrap();
+    let (down_tx, down_rx) = oneshot::channel();
+    let (watching_tx, watching_rx) = oneshot::channel();
+    node.spawn("watcher", move |mut ctx: Ctx<()>| async move {
+        ctx.monitor(trapper);
+        let _ = watching_tx.send(());
+        if let Event::Down { reason, .. } = ctx.recv().await {
+            let _ = down_tx.send(reason);
+        }
+        ExitReason::Normal
+    });
+    let sender = node.spawn("sender", |_: Ctx<()>| async move {
+        futures::future::pending::<ExitReason>().await
+    });
+    watching_rx.await.unwrap();
+    for _ in 0..SIGNAL_LIMIT {
+        node.exit(sender, trapper, ExitReason::Shutdown);
+    }
+    assert!(node.is_alive(trapper), "alive at the bound");
+    let queued = node.lock().entry(trapper).map(|e| e.mailbox.len());
+    assert_eq!(queued, Some(SIGNAL_LIMIT));
+    // One past the bound: not queued, and the process is told to die.
+    node.exit(sender, trapper, ExitReason::Shutdown);
+    assert_eq!(queued, node.lock().entry(trapper).map(|e| e.mailbox.len()));
+    let reason = down_rx.await.unwrap();
+    assert!(!node.is_alive(trapper));
+    assert_eq!(reason, ExitReason::error("signal-queue-overflow"));
+}

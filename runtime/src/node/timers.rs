@@ -1,9 +1,9 @@
 //! Process timers: a message to self after a delay, cancelled when the process exits.
 
 use super::Node;
-use crate::mailbox::Signal;
+use crate::mailbox::{Refused, Signal, SIGNAL_OVERFLOW};
 use crate::rt::{self, Duration};
-use crate::{Pid, Ref};
+use crate::{ExitReason, Pid, Ref};
 
 impl Node {
     /// Timers pending on this node: armed by a live process with `send_after`, not yet fired
@@ -22,7 +22,10 @@ impl Node {
             let mut st = node.lock();
             if let Some(entry) = st.entry(pid) {
                 entry.timers.remove(&reference);
-                let _ = entry.mailbox.push(Signal::Timer { reference, tag });
+                if let Err(Refused::Overflow) = entry.mailbox.push(Signal::Timer { reference, tag })
+                {
+                    st.kill(pid.id, ExitReason::error(SIGNAL_OVERFLOW));
+                }
             }
         });
         st.entry(pid)?.timers.insert(reference, task.abort_handle());

@@ -278,7 +278,8 @@ async fn names_resolve_while_the_keeper_restarts() {
 async fn two_nodes() -> (Node, Node) {
     let config = |index: u32, peers: BTreeMap<u32, std::net::SocketAddr>| {
         let mut c = NodeConfig::local(index, 1)
-            .heartbeat(Duration::from_millis(50), Duration::from_secs(30));
+            .heartbeat(Duration::from_millis(50), Duration::from_secs(30))
+            .secret(crate::Secret::new("registry tests' cluster secret").unwrap());
         c.listen = Some("127.0.0.1:0".parse().unwrap());
         c.peers = peers;
         c
