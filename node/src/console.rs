@@ -24,7 +24,7 @@ pub(crate) enum Command {
     Names,
     /// `peers`: the peers whose echo service this node sees.
     Peers,
-    /// `stats`: the node's network counters.
+    /// `stats`: the node's distribution counters (rejected datagrams first).
     Stats,
     /// `quit`: shut the node down and exit.
     Quit,
@@ -188,11 +188,16 @@ pub(crate) async fn run(ctx: Ctx<()>, mut console: Console) -> ExitReason {
     ExitReason::Normal
 }
 
+/// `stats` and the node's distribution counters (see `groundhog_runtime::NetStats`).
 fn stats_answer(node: &Node) -> String {
-    match secret::rejected(node) {
-        Some(n) => format!("stats rejected={n}"),
-        None => "stats rejected=unavailable".to_string(),
-    }
+    let stats = node.net_stats();
+    format!(
+        "stats rejected={} hellos={} handshakes={} authenticated={}",
+        secret::rejected(node),
+        stats.hellos,
+        stats.handshakes,
+        stats.authenticated
+    )
 }
 
 #[cfg(test)]

@@ -1,48 +1,20 @@
 //! The cluster's shared secret, as the node's flags give it, and the network counters.
 //!
 //! Everything the binary needs of authentication goes through this file: loading the secret
-//! (`--secret-env VAR` or `--secret-file PATH`), putting it in the node's configuration, and
-//! reading how many datagrams the node rejected.
-//!
-//! The runtime does not authenticate yet. Until it does, [`Secret`] is this file's own
-//! stand-in with the runtime's announced rules (at least [`MIN_LEN`] bytes), [`configure`]
-//! leaves the configuration as it is, and [`rejected`] has no counter to read (`None`).
+//! (`--secret-env VAR` or `--secret-file PATH`) as the runtime's [`Secret`] (at least
+//! [`MIN_SECRET`](groundhog_runtime::auth::MIN_SECRET) bytes), putting it in the node's configuration, and reading how many
+//! datagrams the node rejected ([`Node::net_stats`]).
 
 use std::path::Path;
 
-use groundhog_runtime::{Node, NodeConfig};
-
-/// The shortest secret accepted.
-pub(crate) const MIN_LEN: usize = 16;
-
-/// A shared secret, checked for length.
-pub(crate) struct Secret {
-    _bytes: Vec<u8>,
-}
-
-impl Secret {
-    fn new(bytes: impl AsRef<[u8]>) -> Result<Secret, String> {
-        let bytes = bytes.as_ref();
-        if bytes.len() < MIN_LEN {
-            return Err(format!(
-                "the secret is {} bytes; it must be at least {MIN_LEN}",
-                bytes.len()
-            ));
-        }
-        Ok(Secret {
-            _bytes: bytes.to_vec(),
-        })
-    }
-}
+use groundhog_runtime::{Node, NodeConfig, Secret, SecretError};
 
 /// The secret in environment variable `var`.
 pub(crate) fn from_env(var: &str) -> Result<Secret, String> {
-    match std::env::var_os(var) {
-        Some(value) => {
-            Secret::new(value.as_encoded_bytes()).map_err(|e| format!("--secret-env {var}: {e}"))
-        }
-        None => Err(format!("--secret-env {var}: the variable is not set")),
-    }
+    Secret::from_env(var).map_err(|e| match e {
+        SecretError::Missing(_) => format!("--secret-env {var}: the variable is not set"),
+        other => format!("--secret-env {var}: {other}"),
+    })
 }
 
 /// The secret in the file at `path`, without one trailing newline (`\n` or `\r\n`), so a file
@@ -62,26 +34,18 @@ pub(crate) fn from_file(path: &Path) -> Result<Secret, String> {
 
 /// The node's configuration with the secret in it.
 pub(crate) fn configure(config: NodeConfig, secret: Secret) -> NodeConfig {
-    let _ = secret;
-    config
+    config.secret(secret)
 }
 
-/// How many datagrams the node dropped as unauthenticated or badly signed, if it counts them.
-pub(crate) fn rejected(node: &Node) -> Option<u64> {
-    let _ = node;
-    None
+/// How many datagrams the node dropped as unauthenticated or badly signed.
+pub(crate) fn rejected(node: &Node) -> u64 {
+    node.net_stats().rejected
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_short_secret_is_refused_and_says_why() {
-        let err = Secret::new(b"short").err().unwrap();
-        assert_eq!(err, "the secret is 5 bytes; it must be at least 16");
-        assert!(Secret::new([7u8; MIN_LEN]).is_ok());
-    }
+    use groundhog_runtime::auth::MIN_SECRET;
 
     #[test]
     fn a_secret_file_loses_one_trailing_newline() {
@@ -89,15 +53,20 @@ mod tests {
             std::env::temp_dir().join(format!("groundhog-node-secret-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("secret");
-        // 15 bytes and a newline: too short once the newline is dropped.
-        std::fs::write(&file, b"fifteen-bytes!!\n").unwrap();
+        // One byte short and a newline: too short once the newline is dropped.
+        let short = vec![b'x'; MIN_SECRET - 1];
+        std::fs::write(&file, [&short[..], b"\n"].concat()).unwrap();
         let err = from_file(&file).err().unwrap();
+        let expected = SecretError::TooShort(MIN_SECRET - 1).to_string();
+        assert!(err.ends_with(&expected), "{err}");
+        std::fs::write(&file, [&short[..], b"y\r\n"].concat()).unwrap();
+        let read = from_file(&file).unwrap();
+        let mut exact = short.clone();
+        exact.push(b'y');
         assert!(
-            err.ends_with("the secret is 15 bytes; it must be at least 16"),
-            "{err}"
+            read == Secret::new(&exact).unwrap(),
+            "the newline is not part of it"
         );
-        std::fs::write(&file, b"sixteen-bytes!!!\r\n").unwrap();
-        assert!(from_file(&file).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
         let err = from_file(&dir.join("secret")).err().unwrap();
         assert!(err.contains("cannot read it"), "{err}");

@@ -230,12 +230,22 @@ impl NodeProc {
         }
     }
 
-    fn rejected(&mut self) -> u64 {
+    /// One counter of the `stats` answer (`rejected`, `hellos`, `handshakes`, `authenticated`).
+    fn stat(&mut self, counter: &str) -> u64 {
         let answer = self.ask("stats");
-        match answer.strip_prefix("stats rejected=").map(str::parse) {
-            Some(Ok(n)) => n,
-            _ => self.fail(&format!("`stats` answered `{answer}`")),
+        match answer
+            .starts_with("stats ")
+            .then(|| stat(&answer, counter))
+            .flatten()
+        {
+            Some(n) => n,
+            None => self.fail(&format!("`stats` answered `{answer}`")),
         }
+    }
+
+    /// Repeats `stats` until `counter` is at least `at_least`.
+    fn wait_stat(&mut self, counter: &str, at_least: u64) {
+        self.ask_until("stats", |s| stat(s, counter).is_some_and(|n| n >= at_least));
     }
 }
 
@@ -433,11 +443,13 @@ fn a_three_process_cluster_survives_a_kill_and_a_restart() {
     }
 }
 
-/// A node started with another secret never joins: the others count its datagrams as rejected,
-/// it never shows up among their peers or names, and its own lookups and calls fail.
+/// A node started with another secret never joins. Its `Hello`s reach the others, which answer
+/// each with a `Welcome` and nothing more; it rejects those (their proof is under the real
+/// secret), never completes a handshake, and so never sends them a frame: it never shows up
+/// among their peers or names, and its own lookups and calls fail. Datagrams that are not the
+/// protocol's at all (sent by the test) are counted as rejected by the node they reach.
 #[test]
-// Until authentication lands; then: cfg_attr(madsim, ignore = "real build only: ...").
-#[ignore = "pending: the runtime's authentication (Secret, NetStats) has not landed"]
+#[cfg_attr(madsim, ignore = "real build only: starts OS processes")]
 fn a_node_with_the_wrong_secret_is_rejected() {
     // Ports from the nodes themselves: the first listens anywhere, the others name it.
     let mut a = spawn(0, "127.0.0.1:0", &[], &Secret::Env(SECRET));
@@ -451,32 +463,35 @@ fn a_node_with_the_wrong_secret_is_rejected() {
     let b_addr = b.addr.clone();
     a.wait_event(0, "peer-up 1", |e| e.starts_with("peer-up 1 "));
     b.wait_event(0, "peer-up 0", |e| e.starts_with("peer-up 0 "));
-    let (before_a, before_b) = (a.rejected(), b.rejected());
+    let (hellos_a, hellos_b) = (a.stat("hellos"), b.stat("hellos"));
     let mut intruder = spawn(
         2,
         "127.0.0.1:0",
-        &[(0, a_addr), (1, b_addr)],
+        &[(0, a_addr.clone()), (1, b_addr)],
         &Secret::Env(WRONG_SECRET),
     );
-    // Heartbeats every 50 ms: a few of them rejected on each side.
-    a.ask_until("stats", |s| stat(s) >= before_a + 5);
-    b.ask_until("stats", |s| stat(s) >= before_b + 5);
+    // It says hello every heartbeat (50 ms): a few rounds of it, answered and refused.
+    a.wait_stat("hellos", hellos_a + 3);
+    b.wait_stat("hellos", hellos_b + 3);
+    intruder.wait_stat("rejected", 6);
     let echo_a = a.whereis("echo-0").expect("echo-0");
     for (node, other) in [(&mut a, 1), (&mut b, 0)] {
+        assert_eq!(node.stat("authenticated"), 1, "node {}", node.id);
         assert_eq!(node.ask("peers"), peers_line(&[other]));
         assert_eq!(node.whereis("echo-2"), None);
         let names = node.ask("names");
         assert!(!names.contains("echo-2="), "{names}");
         node.drain_events();
+        let about_2 = |e: &String| e.starts_with("peer-up 2 ") || e.starts_with("peer-down 2 ");
         assert!(
-            node.events
-                .iter()
-                .all(|e| !e.starts_with("peer-up 2 ") && !e.starts_with("peer-down 2 ")),
+            !node.events.iter().any(about_2),
             "node {}: {:?}",
             node.id,
             node.events
         );
     }
+    assert_eq!(intruder.stat("handshakes"), 0);
+    assert_eq!(intruder.stat("authenticated"), 0);
     assert_eq!(intruder.ask("peers"), "peers");
     assert_eq!(intruder.whereis("echo-0"), None);
     assert_eq!(intruder.ask("call echo-0 let me in"), "error NoProc");
@@ -485,14 +500,23 @@ fn a_node_with_the_wrong_secret_is_rejected() {
         by_pid == "error Timeout" || by_pid == "error NodeDown",
         "{by_pid}"
     );
+
+    // Junk sent straight to node 0's socket is counted as rejected there.
+    let rejected = a.stat("rejected");
+    let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..3 {
+        junk.send_to(b"not a groundhog packet", &a_addr).unwrap();
+    }
+    a.wait_stat("rejected", rejected + 3);
+    assert_eq!(a.ask("peers"), peers_line(&[1]));
 }
 
-/// The rejected-datagrams count in a `stats` answer (0 if it has none).
-fn stat(answer: &str) -> u64 {
+/// The value of `counter=N` in a `stats` answer.
+fn stat(answer: &str, counter: &str) -> Option<u64> {
     answer
-        .strip_prefix("stats rejected=")
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix(counter)?.strip_prefix('='))
         .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The console answers malformed lines with `error BadCommand ...` and carries on; `quit`
