@@ -16,6 +16,9 @@
 //! - [`breaker`]: a circuit breaker (closed, open, half-open) with its thresholds as data,
 //!   decided off the mailbox, a typed refusal while open, and its state kept across its
 //!   process's restarts.
+//! - [`connections`]: a bounded pool of connections to one endpoint, handed out and checked
+//!   in by a manager that never waits on the endpoint (the caller does the slow work), a typed
+//!   refusal when exhausted, and a dead holder's connection returned.
 //! - [`start`]: validates, orders, then starts the services under one rest-for-one supervisor
 //!   in dependency order, so a service that restarts restarts everything started after it
 //!   (everything that may depend on it), and stopping runs in reverse.
@@ -24,6 +27,7 @@ pub mod breaker;
 pub mod bus;
 pub mod cache;
 mod config;
+pub mod connections;
 mod graph;
 pub mod limiter;
 pub mod resources;
