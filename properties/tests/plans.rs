@@ -2,8 +2,9 @@
 //! every such run is deterministic.
 
 use groundhog_scenarios::{
-    BlockingCall, LeakedTimer, LostUpdate, MonitorRace, OrphanTask, PingPong, SplitRegistry,
-    StaleRegistry, SupervisorLimits, TransactionRollback,
+    BlockingCall, FullScan, LeakedTimer, LostUpdate, MonitorRace, OrphanTask, PingPong,
+    ReadBottleneck, SplitRegistry, StaleRegistry, SupervisorLimits, TransactionRollback,
+    UnboundedTable,
 };
 use groundhog_sim::{Scenario, Sim};
 use proptest::prelude::*;
@@ -56,6 +57,9 @@ fn fixed_single_node_scenarios_hold_under_any_plan() {
         fixed_passes_plans(&SupervisorLimits, 1, 32);
         fixed_passes_plans(&BlockingCall, 1, 32);
         fixed_passes_plans(&LeakedTimer, 1, 32);
+        fixed_passes_plans(&UnboundedTable, 1, 32);
+        fixed_passes_plans(&ReadBottleneck, 1, 32);
+        fixed_passes_plans(&FullScan, 1, 32);
     }
 }
 

@@ -13,13 +13,21 @@
 //!   first, off the mailbox and kept across the sweeper's restarts.
 //! - [`resources`]: usage admitted against one threshold, subscribers told of pressure before
 //!   the call that met it returns.
+//! - [`breaker`]: a circuit breaker (closed, open, half-open) with its thresholds as data,
+//!   decided off the mailbox, a typed refusal while open, and its state kept across its
+//!   process's restarts.
+//! - [`connections`]: a bounded pool of connections to one endpoint, handed out and checked
+//!   in by a manager that never waits on the endpoint (the caller does the slow work), a typed
+//!   refusal when exhausted, and a dead holder's connection returned.
 //! - [`start`]: validates, orders, then starts the services under one rest-for-one supervisor
 //!   in dependency order, so a service that restarts restarts everything started after it
 //!   (everything that may depend on it), and stopping runs in reverse.
 
+pub mod breaker;
 pub mod bus;
 pub mod cache;
 mod config;
+pub mod connections;
 mod graph;
 pub mod limiter;
 pub mod resources;

@@ -40,6 +40,9 @@
 //! | `bus-drop`           | `node`, `to`, `kind`, `seq`, `reason`               | the event bus dropped an event for one subscriber (`full` mailbox, or gone) |
 //! | `cache-sweep`        | `node`, `removed`, `entries`                        | the cache's sweeper dropped expired entries        |
 //! | `limiter-clean`      | `node`, `removed`, `keys`                           | the rate limiter's cleaner removed full buckets    |
+//! | `breaker`            | `node`, `breaker`, `from`, `to` (`closed` / `open` / `half-open`), `generation` | a circuit breaker changed state |
+//! | `pool-reclaim`       | `node`, `pool`, `conn`, `holder`, `reason`          | a connection came back to the pool at its holder's `Down` |
+//! | `pool-refuse`        | `node`, `pool`, `to`, `why` (`exhausted` / `queue-full`) | a checkout got no connection              |
 //! | `buggify`            | `site`, `delay_ms` (delay sites)                    | a buggify point fired (see [`crate::buggify`](mod@crate::buggify))     |
 //! | `fault`              | `fault` and the fault's own fields; `pid` (the process a process fault resolved) or `skipped` | the harness applied a fault, or had nothing to apply it to |
 //! | `check`              | `invariant`, `result` (`ok` / `violated`), `msg`    | an invariant was evaluated (always-on invariants trace only violations) |

@@ -9,7 +9,8 @@
 //! - `ping-pong` (`ping_pong.rs`): retransmitted pings; acknowledged means delivered once.
 //! - `lost-update` (`lost_update.rs`): read-modify-write against compare-and-set.
 //!
-//! The flaws of the reports in `shared/seeds/`, on the actor runtime:
+//! The flaws of the platform's two reports (the fix worklog and the code review), on the actor
+//! runtime:
 //! - `monitor-race` (`monitor_race.rs`): check alive, then subscribe to future deaths only,
 //!   against monitor first (Fix #11).
 //! - `transaction-rollback` (`transaction_rollback.rs`): agent-registry batches that fail or
@@ -38,6 +39,12 @@
 //! - `flaky-backpressure` (`flaky_backpressure.rs`): an alert sent asynchronously after the
 //!   write that crossed the threshold, against admission that tells before it returns (the
 //!   resource-manager test that passed on retry).
+//! - `unbounded-table` (`unbounded_table.rs`): a per-key rate-limit table that is never
+//!   cleaned grows with churning keys, against the limiter's bounded, cleaned table (Fix #2).
+//! - `read-bottleneck` (`read_bottleneck.rs`): reads through the store's mailbox queue behind
+//!   slow writes, against reads of the table the store publishes (Fix #7).
+//! - `full-scan` (`full_scan.rs`): lookups that examine every entry of a growing agent
+//!   registry, against an index page and a bounded scan budget (Fix #12).
 //!
 //! Coordination (`coord`), each flaw against the runtime's primitive:
 //! - `consensus-spawn` (`consensus_spawn.rs`): consensus rounds from unsupervised tasks that
@@ -67,6 +74,7 @@ mod consensus_spawn;
 mod event_fanout;
 mod failover;
 mod flaky_backpressure;
+mod full_scan;
 mod impatient_lookup;
 mod leaked_timer;
 mod lease_drift;
@@ -74,11 +82,13 @@ mod lost_update;
 mod monitor_race;
 mod orphan_task;
 mod ping_pong;
+mod read_bottleneck;
 mod split_registry;
 mod stale_registry;
 mod supervisor_limits;
 mod swallowed_error;
 mod transaction_rollback;
+mod unbounded_table;
 mod unfenced_lock;
 mod unsynced_ack;
 mod wire;
@@ -91,6 +101,7 @@ pub use consensus_spawn::ConsensusSpawn;
 pub use event_fanout::EventFanout;
 pub use failover::Failover;
 pub use flaky_backpressure::FlakyBackpressure;
+pub use full_scan::FullScan;
 pub use impatient_lookup::ImpatientLookup;
 pub use leaked_timer::LeakedTimer;
 pub use lease_drift::LeaseDrift;
@@ -98,11 +109,13 @@ pub use lost_update::LostUpdate;
 pub use monitor_race::MonitorRace;
 pub use orphan_task::OrphanTask;
 pub use ping_pong::PingPong;
+pub use read_bottleneck::ReadBottleneck;
 pub use split_registry::SplitRegistry;
 pub use stale_registry::StaleRegistry;
 pub use supervisor_limits::SupervisorLimits;
 pub use swallowed_error::SwallowedError;
 pub use transaction_rollback::TransactionRollback;
+pub use unbounded_table::UnboundedTable;
 pub use unfenced_lock::UnfencedLock;
 pub use unsynced_ack::UnsyncedAck;
 
@@ -124,6 +137,9 @@ pub fn catalogue() -> groundhog_sim::Catalogue {
         .with(CircularStart)
         .with(EventFanout)
         .with(FlakyBackpressure)
+        .with(UnboundedTable)
+        .with(ReadBottleneck)
+        .with(FullScan)
         .with(AmnesiacRestart)
         .with(ImpatientLookup)
         .with(LeaseDrift)

@@ -11,6 +11,10 @@
 //!   refusal, alert and next admission is the order of the calls.
 //! - **Off the mailbox.** The accounting runs in the caller's task under the handle's lock; there
 //!   is no process to fall behind, so no alert can lag the write that caused it.
+//! - **Subscribers come and go.** A subscriber that joins during pressure is told `High` as it
+//!   subscribes; one that died is dropped at the next subscribe or alert, and a subscriber
+//!   subscribing again is listed once, so a supervised subscriber that restarts (and subscribes
+//!   at each start) never grows the list past the live subscribers.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -88,9 +92,26 @@ impl ResourceManager {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `pid` (a process whose messages are [`Pressure`]) is told of pressure from now on.
+    /// `pid` (a local process whose messages are [`Pressure`]) is told of pressure from now
+    /// on; if pressure has already begun, it is told `High` now (before this returns), as if
+    /// it had been there. Dead subscribers are dropped here too, and subscribing twice changes
+    /// nothing, so a subscriber restarted in a loop does not grow the list.
     pub fn subscribe(&self, pid: Pid) {
-        self.lock().subscribers.push(pid);
+        let mut st = self.lock();
+        let node = &self.node;
+        st.subscribers.retain(|p| *p != pid && node.is_alive(*p));
+        if st.pressed {
+            let total = st.total;
+            if node.send(pid, pid, Pressure::High { total }).is_err() {
+                return;
+            }
+        }
+        st.subscribers.push(pid);
+    }
+
+    /// How many subscribers the manager would tell now (at most the live ones subscribed).
+    pub fn subscribers(&self) -> usize {
+        self.lock().subscribers.len()
     }
 
     fn tell(&self, st: &mut State, what: Pressure) {
