@@ -9,10 +9,11 @@
 //!
 //! It runs only in the real build (tokio, UDP): a simulation build's binary says so and exits 2.
 //!
-//! Incarnation: the runtime needs a new, larger incarnation at every start of a node (a peer
-//! drops frames of an incarnation older than the one it last heard). By default it is the wall
-//! clock in milliseconds since 1970, read once at start; `--incarnation N` overrides it, for
-//! hosts whose clock may step back between two starts of the same node.
+//! Incarnation: every start of a node needs a larger incarnation than its last (peers order a
+//! node's sessions by incarnation, and a restart with the same or a smaller one is never heard:
+//! tried with both). By default it is the wall clock in milliseconds since 1970, read once at
+//! start; `--incarnation N` overrides it, for hosts whose clock may step back between two starts
+//! of the same node.
 
 mod console;
 mod secret;
