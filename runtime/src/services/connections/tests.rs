@@ -288,7 +288,8 @@ async fn the_manager_answers_while_a_request_is_slow() {
 
 fn net_config(index: u32, peers: BTreeMap<u32, std::net::SocketAddr>) -> NodeConfig {
     let mut c = NodeConfig::local(index, 1)
-        .heartbeat(Duration::from_millis(20), Duration::from_secs(3_600));
+        .heartbeat(Duration::from_millis(20), Duration::from_secs(3_600))
+        .secret(crate::Secret::new("connection tests' cluster secret").unwrap());
     c.listen = Some("127.0.0.1:0".parse().unwrap());
     c.peers = peers;
     c
