@@ -9,8 +9,8 @@
 //! as refused. Moving on for any other reason would make the peer see a new epoch while live and
 //! reset in turn, forever (seen after a long pause).
 //!
-//! After a node-down, nothing of a session that began before it is delivered, on either side
-//! (issue 20): every epoch carries `base_epoch`, the epoch of ours its sender had heard when it
+//! After a node-down, nothing of a session that began before it is delivered, on either side:
+//! every epoch carries `base_epoch`, the epoch of ours its sender had heard when it
 //! began, and a peer we declared down must open a session based on our post-down epoch; older
 //! sessions are refused and named in `refused_epoch`, so the peer drops its backlog and moves on.
 //! While a peer is down nothing is queued for it.

@@ -18,7 +18,7 @@
 //!   delivered in the order sent (Erlang Reference Manual, "Processes", signal delivery), so
 //!   everything `P` sent earlier is already in `W`'s queue. And once node `Y` traced
 //!   `node-down peer=X`, nothing sent on a session of `X` that the node-down ended is delivered
-//!   on `Y` (issue 20; OTP: a connection that goes down loses what was in flight on it, and a new
+//!   on `Y` (OTP: a connection that goes down loses what was in flight on it, and a new
 //!   one starts clean). The trace shows sessions only through `node-down` and restarts, so: a
 //!   silent `node-down` ends the sessions `Y` had heard of (a message sent on them was delivered
 //!   before) and `X`'s very first one; a session `X` began at its own `node-down` for `Y` or at

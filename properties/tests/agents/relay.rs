@@ -1,4 +1,4 @@
-//! Model-based test of the agent registry with its health relay running (issue 22): random agent
+//! Model-based test of the agent registry with its health relay running: random agent
 //! deaths, owners pointing the same ids at new processes, `Down` reports held back and delivered
 //! to the relay arbitrarily late (or in the same step as the owner's move), and registry
 //! restarts. The invariant, checked after every step: an agent whose registration was
@@ -36,7 +36,7 @@ enum Step {
     /// The id's process is killed; its `Down` report is held back.
     Kill(usize),
     /// The id's process is killed, its `Down` reaches the relay, and in the same step the owner
-    /// points the id at a new process (the trace of issue 22).
+    /// points the id at a new process (the interleaving that lost a live agent).
     KillAndMove(usize),
     /// The `k`-th held report (modulo how many there are) reaches the relay now.
     Deliver(usize),

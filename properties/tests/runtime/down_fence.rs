@@ -111,8 +111,8 @@ async fn watch(mut ctx: Ctx<u64>, world: Shared, me: u32, mut rng: rt::ChaCha8Rn
     let mut not_before: BTreeMap<Pid, rt::Instant> = BTreeMap::new();
     loop {
         let now = rt::Instant::now();
-        // Talkers heard from, and first-life talkers learned out of band (issue 20's first
-        // case: a watcher monitors a process whose messages a clog holds from the start). A
+        // Talkers heard from, and first-life talkers learned out of band (the
+        // clog case: a watcher monitors a process whose messages a clog holds from the start). A
         // later life's pid learned out of band could name a restarted node's process before
         // this node has heard of the restart; its messages then come on a session that began
         // after the old one's node-down, which the rule allows, though the shared order calls

@@ -3,7 +3,7 @@
 //! workers that do not) under random deaths: workers exiting with every reason (`Normal`
 //! included) or killed, supervisors killed, supervisors giving up, and the application at the
 //! root exiting with any reason (`Normal` included). After everything settles, no process whose
-//! supervisor has exited is alive: nothing runs unsupervised (issue 21).
+//! supervisor has exited is alive: nothing runs unsupervised.
 
 use std::sync::{Arc, Mutex};
 

@@ -66,7 +66,7 @@ async fn relay(
             }
             // Compare-and-delete in the registry: only the agent still bound to this pid
             // goes. Reading the table here and then unregistering by id would remove an agent
-            // that its owner moved to a new pid in between (issue 22).
+            // that its owner moved to a new pid in between.
             Seen::Down(_) => registry.report_down(ctx, report.agent, WRITE_TIMEOUT).await,
         };
         match written {

@@ -456,7 +456,7 @@ async fn monitor_reports_reach_the_registry_across_a_registry_crash() {
 }
 
 /// The owner moves agent `agent-2` from `old` (just killed) to `new`, and in the same step the
-/// `Down` about `old` reaches the health relay: the trace of issue 22. Returns the entry once
+/// `Down` about `old` reaches the health relay: the interleaving that lost a live agent. Returns the entry once
 /// both writes were handled.
 async fn down_races_a_move(node: &Node) -> (Option<Agent>, Pid) {
     use crate::agent_monitor::{Health as Seen, HealthReport};

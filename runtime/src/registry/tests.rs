@@ -322,7 +322,7 @@ fn conflict_holder(node: &Node) -> (Pid, oneshot::Receiver<NameConflict>) {
     (pid, rx)
 }
 
-/// Connected nodes (issue 22, issue 12 item 7): two claims of one name that neither node saw
+/// Connected nodes: two claims of one name that neither node saw
 /// before making its own both get `Ok` (a lock-free claim); the first push between them
 /// settles it on both nodes: the smaller (logical stamp, pid) wins, the loser is sent a
 /// `NameConflict` naming both stamps, and a later claim on either node is refused. The stamps
