@@ -169,6 +169,26 @@ pub struct Frame {
     pub body: Option<Wire>,
 }
 
+#[cfg(test)]
+impl Frame {
+    /// For tests: the first frame of `from`'s first session, with nothing heard from the
+    /// receiver yet, carrying `body` as message `seq` (0: none).
+    pub(crate) fn opening(from: u32, from_incarnation: u64, seq: u64, body: Option<Wire>) -> Frame {
+        Frame {
+            from,
+            from_incarnation,
+            epoch: 1,
+            base_epoch: 0,
+            to_incarnation: 0,
+            ack_epoch: 0,
+            ack: 0,
+            refused_epoch: 0,
+            seq,
+            body,
+        }
+    }
+}
+
 /// Why bytes were not a frame (or a payload).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {

@@ -22,22 +22,12 @@ fn frame(from: u32, incarnation: u64, seq: u64) -> Frame {
         incarnation,
         id: 1,
     };
-    Frame {
-        from,
-        from_incarnation: incarnation,
-        epoch: 1,
-        base_epoch: 0,
-        to_incarnation: 0,
-        ack_epoch: 0,
-        ack: 0,
-        refused_epoch: 0,
-        seq,
-        body: (seq > 0).then(|| Wire::Send {
-            from: pid,
-            to: pid,
-            payload: vec![7; 3],
-        }),
-    }
+    let body = (seq > 0).then(|| Wire::Send {
+        from: pid,
+        to: pid,
+        payload: vec![7; 3],
+    });
+    Frame::opening(from, incarnation, seq, body)
 }
 
 fn answer(opened: Opened) -> Vec<u8> {

@@ -40,24 +40,35 @@ fn config(
     c
 }
 
+/// Two nodes over the network: `a` listening, `b` knowing `a` as peer 0 (so `b` opens).
+async fn pair(down_after: Duration) -> (Node, Node) {
+    let a = Node::start(config(0, BTreeMap::new(), down_after))
+        .await
+        .unwrap();
+    let a_addr = a.listen_addr().unwrap();
+    let b = Node::start(config(1, [(0, a_addr)].into(), down_after))
+        .await
+        .unwrap();
+    (a, b)
+}
+
+/// A process on `node` that answers every call with `answer(msg)`.
+fn echo<M: crate::Message>(node: &Node, answer: fn(M) -> M) -> Pid {
+    node.spawn("echo", move |mut ctx: Ctx<M>| async move {
+        loop {
+            if let Event::Call { msg, reply, .. } = ctx.recv().await {
+                reply.reply(answer(msg));
+            }
+        }
+    })
+}
+
 /// Remote call, remote monitor, and `NoConnection` (then `NodeDown`) once the peer's endpoint
 /// is gone. No sleeps: every wait ends on an event; the outer timeout only bounds a failure.
 #[crate::rt::test]
 async fn two_nodes_call_monitor_and_see_the_peer_go() {
-    let a = Node::start(config(0, BTreeMap::new(), DOWN_AFTER))
-        .await
-        .unwrap();
-    let a_addr = a.listen_addr().unwrap();
-    let b = Node::start(config(1, [(0, a_addr)].into(), DOWN_AFTER))
-        .await
-        .unwrap();
-    let server = a.spawn("echo", |mut ctx: Ctx<String>| async move {
-        loop {
-            if let Event::Call { msg, reply, .. } = ctx.recv().await {
-                reply.reply(format!("echo {msg}"));
-            }
-        }
-    });
+    let (a, b) = pair(DOWN_AFTER).await;
+    let server = echo(&a, |msg: String| format!("echo {msg}"));
     let (called_tx, called_rx) = oneshot::channel();
     let (done_tx, done_rx) = oneshot::channel();
     b.spawn("client", move |mut ctx: Ctx<u32>| async move {
@@ -100,34 +111,10 @@ async fn junk_datagrams_are_dropped_and_the_node_keeps_working() {
     use crate::wire::{self, Frame, MAX_FRAME};
     use rand::{Rng, RngCore, SeedableRng};
 
-    let a = Node::start(config(0, BTreeMap::new(), NEVER_DOWN))
-        .await
-        .unwrap();
-    let a_addr = a.listen_addr().unwrap();
-    let b = Node::start(config(1, [(0, a_addr)].into(), NEVER_DOWN))
-        .await
-        .unwrap();
-    let server = a.spawn("echo", |mut ctx: Ctx<u32>| async move {
-        loop {
-            if let Event::Call { msg, reply, .. } = ctx.recv().await {
-                reply.reply(msg + 1);
-            }
-        }
-    });
+    let (a, b) = pair(NEVER_DOWN).await;
+    let server = echo(&a, |msg: u32| msg + 1);
     let junk = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let valid = wire::encode(&Frame {
-        from: 7,
-        from_incarnation: 1,
-        epoch: 1,
-        base_epoch: 0,
-        to_incarnation: 0,
-        ack_epoch: 0,
-        ack: 0,
-        refused_epoch: 0,
-        seq: 0,
-        body: None,
-    })
-    .unwrap();
+    let valid = wire::encode(&Frame::opening(7, 1, 0, None)).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     for i in 0..300 {
         let bytes = match i % 3 {
@@ -139,7 +126,7 @@ async fn junk_datagrams_are_dropped_and_the_node_keeps_working() {
             1 => valid[..rng.gen_range(0..valid.len())].to_vec(),
             _ => vec![0xff; MAX_FRAME + 100],
         };
-        let _ = junk.send_to(a_addr, &bytes).await;
+        let _ = junk.send_to(a.listen_addr().unwrap(), &bytes).await;
     }
     let (tx, rx) = oneshot::channel();
     b.spawn("client", move |ctx: Ctx<()>| async move {
@@ -157,20 +144,8 @@ async fn junk_datagrams_are_dropped_and_the_node_keeps_working() {
 /// A link across nodes fires `NoConnection` in a trapping process when the peer goes away.
 #[crate::rt::test]
 async fn a_remote_link_fires_noconnection() {
-    let a = Node::start(config(0, BTreeMap::new(), DOWN_AFTER))
-        .await
-        .unwrap();
-    let a_addr = a.listen_addr().unwrap();
-    let b = Node::start(config(1, [(0, a_addr)].into(), DOWN_AFTER))
-        .await
-        .unwrap();
-    let remote = a.spawn("echo", |mut ctx: Ctx<u32>| async move {
-        loop {
-            if let Event::Call { msg, reply, .. } = ctx.recv().await {
-                reply.reply(msg);
-            }
-        }
-    });
+    let (a, b) = pair(DOWN_AFTER).await;
+    let remote = echo(&a, |msg: u32| msg);
     let (linked_tx, linked_rx) = oneshot::channel();
     let (tx, rx) = oneshot::channel();
     b.spawn_opts(
@@ -201,13 +176,7 @@ async fn a_remote_link_fires_noconnection() {
 /// A remote call into a full mailbox fails at once (`NotSent`), it does not wait for its timeout.
 #[crate::rt::test]
 async fn a_remote_call_into_a_full_mailbox_is_refused() {
-    let a = Node::start(config(0, BTreeMap::new(), NEVER_DOWN))
-        .await
-        .unwrap();
-    let a_addr = a.listen_addr().unwrap();
-    let b = Node::start(config(1, [(0, a_addr)].into(), NEVER_DOWN))
-        .await
-        .unwrap();
+    let (a, b) = pair(NEVER_DOWN).await;
     let opts = crate::SpawnOpts::named("busy").mailbox(1);
     let busy = a.spawn_opts(opts, |_ctx: Ctx<u32>| std::future::pending::<ExitReason>());
     let (tx, rx) = oneshot::channel();
@@ -231,13 +200,7 @@ async fn a_remote_call_into_a_full_mailbox_is_refused() {
 #[crate::rt::test]
 async fn remote_sends_into_a_full_mailbox_are_held_not_lost() {
     const SENT: u32 = 20;
-    let a = Node::start(config(0, BTreeMap::new(), NEVER_DOWN))
-        .await
-        .unwrap();
-    let a_addr = a.listen_addr().unwrap();
-    let b = Node::start(config(1, [(0, a_addr)].into(), NEVER_DOWN))
-        .await
-        .unwrap();
+    let (a, b) = pair(NEVER_DOWN).await;
     let (go_tx, go_rx) = oneshot::channel::<()>();
     let (got_tx, got_rx) = oneshot::channel();
     let opts = crate::SpawnOpts::named("slow").mailbox(2);
@@ -314,18 +277,8 @@ async fn spoofed_frames_create_no_node_and_kill_nothing() {
         incarnation: 1,
         id: 1,
     };
-    let spoofed = |from: u32, body: Option<Wire>| Frame {
-        from,
-        from_incarnation: 1,
-        epoch: 1,
-        base_epoch: 0,
-        to_incarnation: 0,
-        ack_epoch: 0,
-        ack: 0,
-        refused_epoch: 0,
-        seq: u64::from(body.is_some()),
-        body,
-    };
+    let spoofed =
+        |from: u32, body: Option<Wire>| Frame::opening(from, 1, u64::from(body.is_some()), body);
     let kill = Wire::Exit {
         from: Pid {
             node: 1,
@@ -367,24 +320,13 @@ async fn spoofed_frames_create_no_node_and_kill_nothing() {
 /// proof, nothing it queues leaves it, and the cluster's nodes keep talking to each other.
 #[crate::rt::test]
 async fn a_node_with_the_wrong_secret_is_rejected() {
-    let a = Node::start(config(0, BTreeMap::new(), NEVER_DOWN))
-        .await
-        .unwrap();
-    let a_addr = a.listen_addr().unwrap();
-    let b = Node::start(config(1, [(0, a_addr)].into(), NEVER_DOWN))
-        .await
-        .unwrap();
+    let (a, b) = pair(NEVER_DOWN).await;
     let wrong = Secret::new("not the cluster's secret at all").unwrap();
-    let intruder = Node::start(config(2, [(0, a_addr)].into(), NEVER_DOWN).secret(wrong))
-        .await
-        .unwrap();
-    let server = a.spawn("echo", |mut ctx: Ctx<u32>| async move {
-        loop {
-            if let Event::Call { msg, reply, .. } = ctx.recv().await {
-                reply.reply(msg + 1);
-            }
-        }
-    });
+    let intruder =
+        Node::start(config(2, [(0, a.listen_addr().unwrap())].into(), NEVER_DOWN).secret(wrong))
+            .await
+            .unwrap();
+    let server = echo(&a, |msg: u32| msg + 1);
     let call = |node: &Node, timeout: Duration| {
         let (tx, rx) = oneshot::channel();
         node.spawn("client", move |ctx: Ctx<()>| async move {
