@@ -329,6 +329,20 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// The peers this node is connected to now, in index order (OTP's `nodes()`): heard from
+    /// (an authenticated frame or handshake), then not silent past the failure detector's
+    /// `down_after` and not declared down. A configured peer never heard from is not listed,
+    /// nor is any peer of a node that is not distributed.
+    pub fn nodes(&self) -> Vec<u32> {
+        let st = self.lock();
+        let heard = |n: &u32| st.peers.get(n).is_some_and(|p| p.was_heard());
+        st.peers
+            .keys()
+            .copied()
+            .filter(|n| heard(n) && st.peer_up(*n))
+            .collect()
+    }
+
     /// Stops distribution: closes the socket, so peers stop hearing from this node (they will
     /// declare it down); locally every remote pid becomes unreachable.
     pub fn stop_distribution(&self) {

@@ -136,6 +136,11 @@ impl Peer {
         self.up
     }
 
+    /// Some incarnation of the peer answered our handshake or sent us a frame.
+    pub(crate) fn was_heard(&self) -> bool {
+        self.peer_incarnation != 0
+    }
+
     /// Our handshake with the peer completed, answered by `incarnation`. Our frames name it from
     /// now on, so a later incarnation drops them as stale. Whether an earlier incarnation had
     /// answered or spoken before: the peer restarted, and what we queued may have reached the

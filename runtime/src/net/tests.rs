@@ -98,6 +98,7 @@ async fn two_nodes_call_monitor_and_see_the_peer_go() {
     .await
     .expect("the two-node exchange finished");
     assert_eq!(outcome.0, Ok("echo hi".to_string()));
+    assert_eq!(b.nodes(), Vec::<u32>::new(), "a was declared down");
     assert_eq!(outcome.1 .0, ExitReason::NoConnection);
     assert_eq!(outcome.1 .1, Err(CallError::NodeDown));
     assert!(a.is_alive(server), "only the endpoint went away");
@@ -341,6 +342,8 @@ async fn a_node_with_the_wrong_secret_is_rejected() {
         intruder.net_stats().rejected > 0
     })
     .await;
+    assert_eq!(a.nodes(), vec![1], "the intruder is not connected");
+    assert_eq!(intruder.nodes(), Vec::<u32>::new());
     let refused = call(&intruder, Duration::from_millis(300)).await.unwrap();
     assert_eq!(refused, Err(CallError::Timeout));
     assert_eq!(intruder.net_stats().handshakes, 0);
