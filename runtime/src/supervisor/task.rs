@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::core::KILL_WAIT;
 use crate::rt::Duration;
-use crate::{event, Ctx, Event, ExitReason, Node, Pid, SpawnOpts};
+use crate::{event, Ctx, Event, ExitReason, Message, Node, Pid, SpawnOpts};
 
 /// Sent to the task supervisor's `report_to` when a task fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,15 +100,29 @@ async fn stop_all(ctx: &mut Ctx<Enrol>, tasks: &[Pid]) {
 
 /// Runs `task` as a process under task supervisor `sup` (on `node`, which must be `sup`'s).
 /// If `sup` is already gone, or cannot take the task, the task is stopped at once: nothing
-/// runs unsupervised.
+/// runs unsupervised. A task that needs to act as a process (call, send, monitor as itself)
+/// uses [`spawn_task_in`].
 pub fn spawn_task<F>(node: &Node, sup: Pid, name: &str, task: F) -> Pid
 where
     F: Future<Output = Result<(), String>> + Send + 'static,
 {
+    spawn_task_in(node, sup, name, move |_ctx: Ctx<()>| task)
+}
+
+/// [`spawn_task`] for a task that runs as a process: `body` gets the task's own [`Ctx`], so it
+/// calls, sends and monitors as itself (its pid is the one the supervisor reports), and it
+/// receives messages of type `M`. `Err(reason)` ends it with `Error(reason)`, reported as a
+/// [`TaskFailed`].
+pub fn spawn_task_in<M, F, Fut>(node: &Node, sup: Pid, name: &str, body: F) -> Pid
+where
+    M: Message,
+    F: FnOnce(Ctx<M>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
     let pid = node.spawn_opts(
         SpawnOpts::named(name).link(sup),
-        move |_ctx: Ctx<()>| async move {
-            match task.await {
+        move |ctx: Ctx<M>| async move {
+            match body(ctx).await {
                 Ok(()) => ExitReason::Normal,
                 Err(e) => ExitReason::Error(e),
             }

@@ -396,6 +396,57 @@ async fn a_failed_task_is_reported() {
     );
 }
 
+/// A task started with `spawn_task_in` is a process of its own: it calls a server as itself
+/// (the server sees the task's pid), and a failed call it turns into `Err` is reported with
+/// that pid.
+#[rt::test]
+async fn a_task_in_a_process_context_calls_as_itself_and_its_failure_is_reported() {
+    let node = Node::local(0, 1);
+    let server = node.spawn("server", |mut ctx: Ctx<u32>| async move {
+        loop {
+            if let Event::Call { from, msg, reply } = ctx.recv().await {
+                reply.reply((from, msg + 1));
+            }
+        }
+    });
+    let gone = Pid {
+        node: 0,
+        incarnation: 1,
+        id: 99_999,
+    };
+    let (tx, rx) = oneshot::channel();
+    let n = node.clone();
+    node.spawn("owner", move |mut ctx: Ctx<TaskFailed>| async move {
+        let sup = task::start(&n, "tasks", None, Some(ctx.pid()));
+        let (seen_tx, seen_rx) = oneshot::channel();
+        let caller = task::spawn_task_in(&n, sup, "caller", move |ctx: Ctx<()>| async move {
+            let answer: Result<(Pid, u32), _> =
+                ctx.call(server, 41u32, Duration::from_secs(1)).await;
+            let _ = seen_tx.send((ctx.pid(), answer));
+            Ok(())
+        });
+        let failing = task::spawn_task_in(&n, sup, "failing", move |ctx: Ctx<()>| async move {
+            let r: Result<u32, _> = ctx.call(gone, 1u32, Duration::from_secs(1)).await;
+            r.map(drop).map_err(|e| e.to_string())
+        });
+        let report = match ctx.recv().await {
+            Event::Msg { msg, .. } => Some(msg),
+            _ => None,
+        };
+        let _ = tx.send((sup, caller, failing, seen_rx.await.ok(), report));
+        ExitReason::Normal
+    });
+    let (sup, caller, failing, seen, report) = rx.await.unwrap();
+    assert_eq!(
+        seen,
+        Some((caller, Ok((caller, 42)))),
+        "the server saw the task's own pid"
+    );
+    let report = report.expect("the failing task was reported");
+    assert_eq!((report.supervisor, report.task), (sup, failing));
+    assert_eq!(report.reason, ExitReason::error("no such process"));
+}
+
 /// A child that needs `dep` (its latest pid in `pids[dep]`) alive to start, recording its
 /// starts and refusals in `log`. It stops when its supervisor tells it to.
 fn needs(
