@@ -87,14 +87,21 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
             .position(|(r, e)| r != e)
             .unwrap_or(w.received.len().min(w.emitted.len()));
         format!(
-            "emitted {} events, received {}; first difference at position {first}: got {:?}, \
-             emitted {:?}",
+            "emitted {} events, received {}; first difference at position {first}: got {}, \
+             emitted {}",
             w.emitted.len(),
             w.received.len(),
-            w.received.get(first),
-            w.emitted.get(first)
+            event_at(&w.received, first),
+            event_at(&w.emitted, first)
         )
     })
+}
+
+/// Event `i` of `events` as a message names it: `event 7`, or `nothing` past the end.
+fn event_at(events: &[u32], i: usize) -> String {
+    events
+        .get(i)
+        .map_or_else(|| "nothing".to_string(), |e| format!("event {e}"))
 }
 
 async fn node_main(incarnation: u64, world: Shared, seed: u64, unified: bool) {

@@ -231,8 +231,11 @@ fn act(world: &Shared, me: u32, token: u64) {
     if !current && w.stale.is_none() {
         w.stale = Some(format!(
             "client {me} acted with token {token} at {now:?}, outside its grant (the server's \
-             current grant: {:?})",
-            w.grant
+             current grant: {})",
+            match w.grant {
+                Some((c, t, until)) => format!("client {c}, token {t}, until {until:?}"),
+                None => "none".to_string(),
+            }
         ));
     }
 }

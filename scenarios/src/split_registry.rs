@@ -242,8 +242,8 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     let w = lock(&world);
     ctx.check("the-earlier-claim-wins", w.misranked.is_empty(), || {
         format!(
-            "a loser was told of a winner that ranks after it: {:?}",
-            w.misranked
+            "a loser was told of a winner that ranks after it: {}",
+            w.misranked.join("; ")
         )
     })?;
     for (i, name) in NAMES.iter().enumerate() {
@@ -252,7 +252,14 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
             .map(|v| v.get(i).copied().flatten())
             .collect();
         ctx.check("one-holder-after-heal", holders.len() == 1, || {
-            format!("`{name}` resolves differently across nodes after the heal: {views:?}")
+            let each: Vec<String> = views
+                .iter()
+                .map(|(n, v)| format!("node {n}: {}", holder_of(v.get(i).copied().flatten())))
+                .collect();
+            format!(
+                "`{name}` resolves differently across nodes after the heal: {}",
+                each.join(", ")
+            )
         })?;
         let winner = holders.into_iter().next().flatten();
         if let Some(winner) = winner {
@@ -273,12 +280,22 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
             .map(|(_, p)| *p)
             .collect();
         ctx.check("the-loser-is-told", untold.is_empty(), || {
-            format!("`{name}` is held by {winner:?}; live holders {untold:?} lost it and were never told")
+            let untold: Vec<String> = untold.iter().map(Pid::to_string).collect();
+            format!(
+                "`{name}` is held by {}; live holders {} lost it and were never told",
+                holder_of(winner),
+                untold.join(", ")
+            )
         })?;
     }
     drop(w);
     // After the hand-written invariants, whose messages name the scenario's own terms.
     ctx.check_linear("reads-after-heal-agree", &Register::unknown_initial())
+}
+
+/// A name's holder as the docs write pids (`<1.1.9>`), or `nobody`.
+fn holder_of(pid: Option<Pid>) -> String {
+    pid.map_or_else(|| "nobody".to_string(), |p| p.to_string())
 }
 
 /// Claims free names by registering new holders; now and then kills one of its holders.
@@ -304,8 +321,10 @@ fn claimer(node: &Node, names: Names, world: Shared, mut rng: rt::ChaCha8Rng) {
                         let me = ctx.pid();
                         let mut w = lock(&w);
                         if (msg.winner_stamp, msg.winner) >= (msg.loser_stamp, me) {
-                            w.misranked
-                                .push(format!("{me} lost `{}` to {msg:?}", msg.name));
+                            w.misranked.push(format!(
+                                "{me} (stamp {}) lost `{}` to {} (stamp {})",
+                                msg.loser_stamp, msg.name, msg.winner, msg.winner_stamp
+                            ));
                         }
                         w.told.insert((msg.name, me));
                     }

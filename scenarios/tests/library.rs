@@ -416,3 +416,36 @@ fn buggify_fires_only_when_the_run_asks_and_replays() {
     assert_eq!(from_file.hash(), on.hash());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Failure messages write pids as the docs and traces do (`<1.1.9>`), never in Rust's `Debug`
+/// form (`Pid { node: 1, .. }`, `Some(..)`): the first failing seed of each flawed variant.
+#[test]
+fn failure_messages_write_pids_as_the_docs_do() {
+    if !simulated() {
+        return;
+    }
+    groundhog_sim::quiet_panics_in_runs();
+    for scenario in groundhog_scenarios::catalogue().iter() {
+        if !scenario.variants().contains(&"flawed") {
+            continue;
+        }
+        let failed = (0..10).find_map(|seed| {
+            let report = Sim::new(seed)
+                .variant("flawed")
+                .run(scenario.as_ref())
+                .unwrap();
+            match report.outcome {
+                Outcome::Violated(v) => Some(v.message),
+                _ => None,
+            }
+        });
+        let Some(message) = failed else { continue };
+        for debug in ["Pid {", "Some(", "incarnation:"] {
+            assert!(
+                !message.contains(debug),
+                "{}: `{debug}` in the failure message: {message}",
+                scenario.name()
+            );
+        }
+    }
+}
