@@ -304,10 +304,9 @@ async fn client(node: NodeCtx, world: Shared, history: History, seed: u64, cas: 
             Some(w) => w,
             None => {
                 rt::sleep(Duration::from_millis(rng.gen_range(0..50))).await;
-                if !lock(&world).ops.contains_key(&me) {
-                    let op = history.invoke(format!("client{me}"), "counter", "add", 1i64);
-                    lock(&world).ops.insert(me, op);
-                }
+                lock(&world).ops.entry(me).or_insert_with(|| {
+                    history.invoke(format!("client{me}"), "counter", "add", 1i64)
+                });
                 state.next_req += 1;
                 let get = Request::Get {
                     req: state.next_req,
