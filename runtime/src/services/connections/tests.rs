@@ -291,7 +291,8 @@ fn net_config(index: u32, peers: BTreeMap<u32, std::net::SocketAddr>) -> NodeCon
         .heartbeat(Duration::from_millis(20), Duration::from_secs(3_600));
     c.listen = Some("127.0.0.1:0".parse().unwrap());
     c.peers = peers;
-    c
+    // The real build requires a cluster secret for distribution (auth.rs).
+    c.secret(crate::auth::Secret::new("connections tests' cluster secret").expect("a valid secret"))
 }
 
 /// Requests in progress per connection, the most at once, and whether one connection had two.
