@@ -17,6 +17,8 @@
 //! - `supervisor-restart-delay`: a supervisor waits up to 100 ms before a restart.
 //! - `registry-sync-delay`: a cluster registry replica skips one periodic push.
 //! - `call-reply-delay`: a caller is woken up to 50 ms after its reply arrived.
+//! - `monitor-down-delay`: a dead process's `Down`, or its exit signal over a link, reaches a
+//!   local receiver up to 50 ms late; the pair's later signals wait behind it.
 //!
 //! ```
 //! use groundhog_runtime::buggify;

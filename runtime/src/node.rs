@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use futures::channel::{mpsc, oneshot};
 
@@ -166,6 +166,11 @@ pub(crate) struct State {
     pub(crate) cluster_registry: Option<crate::registry::cluster::Replica>,
     /// Supervisors' running children, `(supervisor, child id) -> pid` (`node/world.rs`).
     pub(crate) supervised: BTreeMap<(Pid, String), Pid>,
+    /// Signals held back by the `monitor-down-delay` buggify site, per (sender, receiver), in
+    /// arrival order (`node/monitors.rs`).
+    pub(crate) held: BTreeMap<(Pid, Pid), Vec<monitors::Held>>,
+    /// This node, for the tasks its state starts (a held signal's release).
+    pub(crate) me: Weak<Shared>,
 }
 
 impl State {
@@ -245,6 +250,8 @@ impl Node {
             name_keeper: None,
             cluster_registry: None,
             supervised: BTreeMap::new(),
+            held: BTreeMap::new(),
+            me: Weak::new(),
         };
         let node = Node {
             shared: Arc::new(Shared {
@@ -252,6 +259,7 @@ impl Node {
                 state: Mutex::new(state),
             }),
         };
+        node.lock().me = Arc::downgrade(&node.shared);
         node.join_world();
         node
     }

@@ -50,7 +50,8 @@ enum Reply {
     Items(BTreeSet<u64>),
 }
 
-/// The scenario's view of the system (not the system's own state).
+/// The scenario's view of the system (not the system's own state), kept outside the nodes to
+/// check the invariant.
 #[derive(Default)]
 struct World {
     /// The store process now serving (the directory the client reads).
@@ -180,7 +181,8 @@ async fn start_store(node: &Node, world: Shared, fixed: bool) {
         w.acked.clear();
         w.store = None;
     }
-    // The fixed variant's table outlives every store process: the node program owns it.
+    // The fixed variant's table outlives every store process: the node program owns it. Node
+    // memory (an ETS table), not a disk: it is made anew with each node incarnation.
     let table: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
     let child = ChildSpec::new("store", move |node: Node, sup| {
         let (table, world) = (table.clone(), world.clone());

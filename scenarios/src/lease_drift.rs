@@ -46,7 +46,8 @@ enum Reply {
     Busy,
 }
 
-/// The scenario's view of the system, in global time.
+/// The scenario's view of the system, in global time (the resource's check of every act; the
+/// server's lease lives in its process, whose node is never crashed here).
 #[derive(Default)]
 struct World {
     server: Option<Pid>,
@@ -117,6 +118,7 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let fixed = ctx.variant() == "fixed";
     let seed = ctx.seed();
+    // A coverage counter, the scenario's own: not the server's state.
     let handovers = Arc::new(Mutex::new(0u64));
     for n in [SERVER, CLIENTS[0], CLIENTS[1]] {
         let world = world.clone();

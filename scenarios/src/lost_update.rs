@@ -8,6 +8,12 @@
 //!   write the same result and one increment is lost.
 //! - `fixed`: read, then compare-and-set from the value read; on conflict read again and retry.
 //!
+//! The server keeps the counter and its answers on its node's disk, and each client its progress
+//! on its own ([`rt::Disk`], every write synced before the reply or the next request), so a
+//! crashed and restarted node carries on from what it had made durable. A disk that fails (only
+//! a plan file can ask for disk faults here) answers nothing: the clients' liveness check then
+//! reports it.
+//!
 //! History: each increment is a counter `add(1)`, invoked when the client starts it and `ok`
 //! when its write is acknowledged (a crash leaves it open: unknown), and the driver's final
 //! read of the count is a `read`; the [`Counter`] linearizability check catches the flawed
@@ -16,12 +22,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use groundhog_runtime::rt::{self, Duration, Endpoint, Stream};
+use futures::channel::oneshot;
+use groundhog_runtime::rt::{self, Disk, DiskError, Duration, Endpoint, Stream};
 use groundhog_sim::checker::Counter;
 use groundhog_sim::{
     BoxFuture, Ctx, FaultKind, FaultMix, History, NodeCtx, OpId, Scenario, Setup, Value, Violation,
 };
 use rand::Rng;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::wire::{self, PORT};
@@ -61,28 +69,45 @@ impl Response {
     }
 }
 
-/// The server's durable state: the counter and the answer to every write it applied.
-#[derive(Default)]
-struct ServerDisk {
-    value: u64,
-    answered: BTreeMap<(u32, u64), Response>,
-}
+/// The server's keyspace on its disk: `value` (the counter) and `answer/<client>/<req>` (the
+/// answer to every write it applied).
+const SERVER_DIR: &str = "lost-update.server";
+/// A client's keyspace on its disk: `progress`, a [`ClientDisk`].
+const CLIENT_DIR: &str = "lost-update.client";
 
 /// A client's durable state, so a restarted client finishes a write it had in flight.
-#[derive(Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct ClientDisk {
     done: u32,
     next_req: u64,
     pending: Option<Request>,
-    /// The history operation of the increment in flight.
-    op: Option<OpId>,
 }
 
+/// The scenario's view (the nodes' own state is on their disks).
 #[derive(Default)]
 struct World {
-    server: ServerDisk,
-    clients: BTreeMap<u32, ClientDisk>,
+    /// Per client, the history operation of its increment in flight.
+    ops: BTreeMap<u32, OpId>,
+    /// Clients that finished all their increments.
+    finished: BTreeMap<u32, u32>,
     acked: u64,
+}
+
+/// `key`'s value on `disk`, or the default when it was never written.
+async fn load<T: DeserializeOwned + Default>(disk: &Disk, key: &str) -> Result<T, DiskError> {
+    match disk.get(key).await? {
+        None => Ok(T::default()),
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|_| DiskError::Corrupt {
+            key: key.to_string(),
+        }),
+    }
+}
+
+/// Writes `value` under `key` and makes it durable.
+async fn store<T: Serialize>(disk: &Disk, key: &str, value: &T) -> Result<(), DiskError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| DiskError::Io(e.to_string()))?;
+    disk.put(key, &bytes).await?;
+    disk.sync().await
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -133,10 +158,7 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let cas = ctx.variant() == "fixed";
     let seed = ctx.seed();
-    {
-        let world = world.clone();
-        ctx.start_node(SERVER, move |node| serve(node, world.clone()));
-    }
+    ctx.start_node(SERVER, serve);
     for c in 1..ctx.nodes() {
         let world = world.clone();
         let history = ctx.history();
@@ -148,11 +170,7 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
     let clients = ctx.nodes().saturating_sub(1);
     let all_done = || {
         let w = lock(&world);
-        (1..=clients).all(|c| {
-            w.clients
-                .get(&c)
-                .is_some_and(|d| d.done == INCREMENTS_PER_CLIENT)
-        })
+        (1..=clients).all(|c| w.finished.get(&c) == Some(&INCREMENTS_PER_CLIENT))
     };
     let mut waited = Duration::ZERO;
     while !all_done() && waited < Duration::from_secs(30) {
@@ -162,10 +180,29 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
     ctx.check("clients-finish-after-heal", all_done(), || {
         "clients still incrementing 30 s after the quiet phase began".to_string()
     })?;
-    let (value, acked) = {
-        let w = lock(&world);
-        (w.server.value, w.acked)
+    // The count is what the server's disk holds, read on the server's node.
+    let (tx, rx) = oneshot::channel();
+    ctx.spawn_on(SERVER, async move {
+        let value = match Disk::open(SERVER_DIR) {
+            Ok(disk) => load::<u64>(&disk, "value").await,
+            Err(e) => Err(e),
+        };
+        let _ = tx.send(value);
+    });
+    let value = match rx.await {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => {
+            return ctx.check("server-disk-readable", false, || {
+                format!("the server's count cannot be read: {e}")
+            })
+        }
+        Err(_) => {
+            return ctx.check("server-disk-readable", false, || {
+                "the server's node died before its count was read".to_string()
+            })
+        }
     };
+    let acked = lock(&world).acked;
     ctx.note(&format!("final value={value} acked={acked}"));
     ctx.history()
         .instant("driver", "counter", "read", Value::Nil, value);
@@ -176,52 +213,57 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
     ctx.check_linear("counter-history-linearizable", &Counter)
 }
 
-async fn serve(_node: NodeCtx, world: Shared) {
+async fn serve(_node: NodeCtx) {
     let ep = wire::bind(SERVER, PORT).await;
+    let Ok(disk) = Disk::open(SERVER_DIR) else {
+        return;
+    };
     loop {
         let (request, from, port) = wire::recv::<Request>(&ep, SERVER, REQUEST).await;
-        let response = {
-            let mut w = lock(&world);
-            let disk = &mut w.server;
-            match request {
-                Request::Get { req } => Response::Value {
-                    req,
-                    value: disk.value,
-                },
-                // The flaw under test: the write ignores what happened since the read.
-                Request::Put { req, value } => disk.write_once(from, req, |_| Some(value)),
-                Request::Cas { req, expect, value } => {
-                    disk.write_once(from, req, |current| (current == expect).then_some(value))
-                }
+        let response = match request {
+            Request::Get { req } => load(&disk, "value")
+                .await
+                .map(|value| Response::Value { req, value }),
+            // The flaw under test: the write ignores what happened since the read.
+            Request::Put { req, value } => write_once(&disk, from, req, |_| Some(value)).await,
+            Request::Cas { req, expect, value } => {
+                write_once(&disk, from, req, |current| {
+                    (current == expect).then_some(value)
+                })
+                .await
             }
         };
-        wire::send(&ep, SERVER, from, port, RESPONSE, &response).await;
+        // A failed disk answers nothing; the client retries.
+        if let Ok(response) = response {
+            wire::send(&ep, SERVER, from, port, RESPONSE, &response).await;
+        }
     }
 }
 
-impl ServerDisk {
-    /// Applies write `req` of client `from` the first time it arrives (`decide` maps the current
-    /// value to the new one, or `None` to refuse); a retry gets the first answer back.
-    fn write_once(
-        &mut self,
-        from: u32,
-        req: u64,
-        decide: impl FnOnce(u64) -> Option<u64>,
-    ) -> Response {
-        if let Some(r) = self.answered.get(&(from, req)) {
-            return *r;
-        }
-        let new = decide(self.value);
-        if let Some(v) = new {
-            self.value = v;
-        }
-        let r = Response::Done {
-            req,
-            ok: new.is_some(),
-        };
-        self.answered.insert((from, req), r);
-        r
+/// Applies write `req` of client `from` the first time it arrives (`decide` maps the current
+/// value to the new one, or `None` to refuse); a retry gets the first answer back. The new value
+/// and the answer are synced before the answer is sent.
+async fn write_once(
+    disk: &Disk,
+    from: u32,
+    req: u64,
+    decide: impl FnOnce(u64) -> Option<u64>,
+) -> Result<Response, DiskError> {
+    let key = format!("answer/{from}/{req}");
+    if let Some(r) = load::<Option<Response>>(disk, &key).await? {
+        return Ok(r);
     }
+    let new = decide(load(disk, "value").await?);
+    if let Some(v) = new {
+        disk.put("value", &serde_json::to_vec(&v).unwrap_or_default())
+            .await?;
+    }
+    let r = Response::Done {
+        req,
+        ok: new.is_some(),
+    };
+    store(disk, &key, &Some(r)).await?;
+    Ok(r)
 }
 
 /// Sends `request` until its response arrives (the network heals eventually).
@@ -246,37 +288,37 @@ async fn client(node: NodeCtx, world: Shared, history: History, seed: u64, cas: 
     let me = node.index();
     let ep = wire::bind(me, PORT).await;
     let mut rng = rt::seeded_rng(seed, Stream::Extra(me * 1_000 + node.incarnation() as u32));
-    let fresh_id = |world: &Shared| {
-        let mut w = lock(world);
-        let disk = w.clients.entry(me).or_default();
-        disk.next_req += 1;
-        disk.next_req
+    // A client whose disk fails stops: the clients' liveness check reports it.
+    let Ok(disk) = Disk::open(CLIENT_DIR) else {
+        return;
+    };
+    let Ok(mut state) = load::<ClientDisk>(&disk, "progress").await else {
+        return;
     };
     loop {
-        let (done, pending) = {
-            let mut w = lock(&world);
-            let disk = w.clients.entry(me).or_default();
-            (disk.done, disk.pending)
-        };
-        if done >= INCREMENTS_PER_CLIENT {
+        if state.done >= INCREMENTS_PER_CLIENT {
+            lock(&world).finished.insert(me, state.done);
             return;
         }
-        let write = match pending {
+        let write = match state.pending {
             Some(w) => w,
             None => {
                 rt::sleep(Duration::from_millis(rng.gen_range(0..50))).await;
-                let open = lock(&world).clients.entry(me).or_default().op;
-                if open.is_none() {
-                    let op = history.invoke(format!("client{me}"), "counter", "add", 1i64);
-                    lock(&world).clients.entry(me).or_default().op = Some(op);
-                }
+                lock(&world).ops.entry(me).or_insert_with(|| {
+                    history.invoke(format!("client{me}"), "counter", "add", 1i64)
+                });
+                state.next_req += 1;
                 let get = Request::Get {
-                    req: fresh_id(&world),
+                    req: state.next_req,
                 };
+                if store(&disk, "progress", &state).await.is_err() {
+                    return;
+                }
                 let Response::Value { value, .. } = call(&ep, me, get).await else {
                     unreachable!("a Get is answered with a Value");
                 };
-                let req = fresh_id(&world);
+                state.next_req += 1;
+                let req = state.next_req;
                 let write = if cas {
                     Request::Cas {
                         req,
@@ -289,17 +331,24 @@ async fn client(node: NodeCtx, world: Shared, history: History, seed: u64, cas: 
                         value: value + 1,
                     }
                 };
-                lock(&world).clients.entry(me).or_default().pending = Some(write);
+                state.pending = Some(write);
+                if store(&disk, "progress", &state).await.is_err() {
+                    return;
+                }
                 write
             }
         };
         let response = call(&ep, me, write).await;
-        let mut w = lock(&world);
-        let disk = w.clients.entry(me).or_default();
-        disk.pending = None;
+        state.pending = None;
         if let Response::Done { ok: true, .. } = response {
-            disk.done += 1;
-            if let Some(op) = disk.op.take() {
+            state.done += 1;
+        }
+        if store(&disk, "progress", &state).await.is_err() {
+            return;
+        }
+        if let Response::Done { ok: true, .. } = response {
+            let mut w = lock(&world);
+            if let Some(op) = w.ops.remove(&me) {
                 history.ok(op, Value::Nil);
             }
             w.acked += 1;

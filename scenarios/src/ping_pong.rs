@@ -1,16 +1,17 @@
 //! `ping-pong`: nodes ping each other over a lossy, partitioned network and retransmit until
 //! answered. Invariant: what a node acknowledged was delivered, and delivered once.
 //!
-//! - `fixed`: the receiver keeps a durable set of the pings it has delivered and answers a
-//!   retransmission without delivering it again.
+//! - `fixed`: the receiver keeps the set of pings it has delivered on its node's disk
+//!   ([`rt::Disk`], synced before it delivers), so it answers a retransmission, also one that
+//!   reaches it after a crash and restart, without delivering it again.
 //! - `flawed`: the receiver delivers whatever arrives, so a lost pong (or a slow one) turns the
 //!   sender's retransmission into a second delivery.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use futures::channel::oneshot;
-use groundhog_runtime::rt::{self, Duration, Endpoint, Stream};
+use groundhog_runtime::rt::{self, Disk, Duration, Endpoint, Stream};
 use groundhog_sim::{BoxFuture, Ctx, FaultKind, FaultMix, NodeCtx, Scenario, Setup, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -34,17 +35,15 @@ struct Pong {
     id: u64,
 }
 
-/// What survives a node's crash: its delivery log (the application's durable effect).
-#[derive(Default)]
-struct Disk {
-    seen: BTreeSet<(u32, u64)>,
-    delivered: Vec<(u32, u64)>,
-}
+/// The receiver's keyspace on its node's disk: one key per delivered ping, `from/id`.
+const SEEN: &str = "ping-pong.seen";
 
-/// The oracle's record of the run.
+/// The oracle's record of the run (the scenario's global view; what a node remembers across a
+/// crash is on its disk).
 #[derive(Default)]
 struct World {
-    disks: BTreeMap<u32, Disk>,
+    /// Each node's deliveries, in order (the application's effects, as the oracle sees them).
+    delivered: BTreeMap<u32, Vec<(u32, u64)>>,
     /// `(sender, receiver, id)` for every ping whose pong the sender received.
     acked: Vec<(u32, u32, u64)>,
 }
@@ -144,9 +143,9 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
 fn check_safety(ctx: &Ctx, world: &Shared) -> Result<(), Violation> {
     let w = lock(world);
     let mut twice = None;
-    for (receiver, disk) in &w.disks {
+    for (receiver, delivered) in &w.delivered {
         let mut counts: BTreeMap<(u32, u64), u32> = BTreeMap::new();
-        for d in &disk.delivered {
+        for d in delivered {
             *counts.entry(*d).or_default() += 1;
         }
         if let Some(((sender, id), c)) = counts.into_iter().find(|(_, c)| *c > 1) {
@@ -160,9 +159,9 @@ fn check_safety(ctx: &Ctx, world: &Shared) -> Result<(), Violation> {
         twice.clone().unwrap_or_default()
     })?;
     let lost = w.acked.iter().find(|(sender, receiver, id)| {
-        !w.disks
+        !w.delivered
             .get(receiver)
-            .is_some_and(|d| d.delivered.contains(&(*sender, *id)))
+            .is_some_and(|d| d.contains(&(*sender, *id)))
     });
     ctx.check("acked-was-delivered", lost.is_none(), || {
         format!("acknowledged ping never delivered: {lost:?}")
@@ -181,17 +180,40 @@ async fn node_main(node: NodeCtx, world: Shared, seed: u64, nodes: u32, dedup: b
 }
 
 async fn serve(ep: Arc<Endpoint>, me: u32, world: Shared, dedup: bool) {
+    let disk = Disk::open(SEEN).ok();
     loop {
         let (Ping { id }, from, port) = wire::recv::<Ping>(&ep, me, PING).await;
-        {
-            let mut w = lock(&world);
-            let disk = w.disks.entry(me).or_default();
-            if !dedup || disk.seen.insert((from, id)) {
-                disk.delivered.push((from, id));
-            }
+        let deliver = match (&disk, dedup) {
+            (_, false) => Some(true),
+            (Some(disk), true) => first_delivery(disk, from, id).await,
+            (None, true) => None,
+        };
+        // A disk that cannot say (or record) whether the ping was delivered answers nothing:
+        // the sender retries, and the run's liveness check reports a receiver that never does.
+        let Some(deliver) = deliver else {
+            continue;
+        };
+        if deliver {
+            lock(&world)
+                .delivered
+                .entry(me)
+                .or_default()
+                .push((from, id));
         }
         wire::send(&ep, me, from, port, PONG, &Pong { id }).await;
     }
+}
+
+/// Whether ping `id` from `from` is new to this node's disk; a new one is recorded (and synced)
+/// before it is delivered. `None` when the disk fails.
+async fn first_delivery(disk: &Disk, from: u32, id: u64) -> Option<bool> {
+    let key = format!("{from}/{id}");
+    if disk.get(&key).await.ok()?.is_some() {
+        return Some(false);
+    }
+    disk.put(&key, &[]).await.ok()?;
+    disk.sync().await.ok()?;
+    Some(true)
 }
 
 /// Sends `id` to `to` until a matching pong arrives or the tries run out.

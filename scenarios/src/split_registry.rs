@@ -53,7 +53,8 @@ struct Claim {
     pid: Pid,
 }
 
-/// The flawed replicated map: last writer wins on each node, claims are sent once.
+/// The flawed replicated map: last writer wins on each node, claims are sent once. Its table is
+/// node memory (made anew with each node incarnation), not a disk.
 #[derive(Clone)]
 struct NaiveNames {
     node: Node,
@@ -134,6 +135,7 @@ impl Names {
     }
 }
 
+/// The scenario's view for checking the invariants (each node's names live on that node).
 #[derive(Default)]
 struct World {
     names: BTreeMap<u32, Names>,

@@ -43,7 +43,8 @@ const WORKLOAD_MS: u64 = 3_000;
 #[derive(Clone)]
 struct View {
     registry: Registry,
-    /// `Some` in the flawed variant: the plain map lookups read first.
+    /// `Some` in the flawed variant: the plain map lookups read first (node memory, made anew
+    /// with each node incarnation; not a disk).
     cache: Option<Arc<Mutex<BTreeMap<String, Pid>>>>,
 }
 
@@ -79,6 +80,7 @@ impl View {
     }
 }
 
+/// The scenario's view for checking the invariants and recording the history.
 #[derive(Default)]
 struct World {
     /// Each node's current incarnation and its view.

@@ -105,6 +105,7 @@ impl Scenario for UnsyncedAck {
 async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let fixed = ctx.variant() == "fixed";
+    // A coverage counter, the scenario's own; the server's data is on its disk.
     let refused = Arc::new(Mutex::new(0u64));
     for n in [SERVER, CLIENT] {
         let world = world.clone();

@@ -300,3 +300,104 @@ fn a_users_own_binary_names_itself_and_bare_invocation_prints_usage() {
     );
     assert!(stderr(&bare).contains("sweep"), "the commands are listed");
 }
+
+/// `--buggify` turns the runtime's buggify points on for `run`, `replay`, `sweep` and `check`;
+/// a failing run's repro line carries it and replays to the same hash; `plan` prints it; and
+/// without the flag nothing changes (the README example's hash is the one it always had).
+/// Catches the flag being parsed but not applied (no `buggify on` note, no site firing), a repro
+/// line that drops it (the replay's hash differs), and buggify leaking into runs without it.
+#[test]
+fn buggify_flag_turns_buggify_on_and_its_repro_line_replays() {
+    if !simulated() {
+        return;
+    }
+    let plain = groundhog(&["run", "lost-update", "--variant", "flawed", "--seed", "17"]);
+    let plain_line = stdout(&plain).lines().next().unwrap().to_string();
+    assert_eq!(
+        hash_of(&plain_line),
+        "af8b5247adab7621",
+        "without --buggify the README example is unchanged"
+    );
+
+    let seed = BUGGIFY_SEED.to_string();
+    let args = [
+        "run",
+        "amnesiac-restart",
+        "--variant",
+        "flawed",
+        "--seed",
+        &seed,
+        "--buggify",
+        "--trace",
+    ];
+    let on = groundhog(&args);
+    assert_eq!(on.status.code(), Some(1), "{}", stdout(&on));
+    let text = stdout(&on);
+    assert!(
+        text.contains("msg=\"buggify on\""),
+        "the flag turns buggify on"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("buggify site=")),
+        "a runtime site fires in seed {seed}"
+    );
+    let result = text
+        .lines()
+        .find(|l| l.starts_with("amnesiac-restart variant="))
+        .unwrap();
+    let repro = text
+        .lines()
+        .find_map(|l| l.strip_prefix("repro: "))
+        .unwrap();
+    assert_eq!(
+        repro,
+        format!("groundhog replay amnesiac-restart --variant flawed --seed {seed} --buggify")
+    );
+    let replay_args: Vec<&str> = repro.split_whitespace().skip(1).collect();
+    let again = groundhog(&replay_args);
+    assert_eq!(again.status.code(), Some(1));
+    let replayed = stdout(&again);
+    let summary = replayed
+        .lines()
+        .find(|l| l.starts_with("amnesiac-restart variant="))
+        .unwrap();
+    assert_eq!(hash_of(summary), hash_of(result));
+    let off = groundhog(&args[..6]);
+    let off_line = stdout(&off);
+    assert!(!off_line.contains("buggify"), "{off_line}");
+    assert_ne!(
+        hash_of(off_line.lines().next().unwrap()),
+        hash_of(result),
+        "the flag changes the run"
+    );
+
+    // sweep and check take it too; sweep's repro lines carry it.
+    let sweep = groundhog(&[
+        "sweep",
+        "amnesiac-restart",
+        "--variant",
+        "flawed",
+        "--seeds",
+        &format!("{seed}..={seed}"),
+        "--buggify",
+    ]);
+    assert_eq!(sweep.status.code(), Some(1));
+    assert!(
+        stdout(&sweep).contains(&format!("--seed {seed} --buggify")),
+        "{}",
+        stdout(&sweep)
+    );
+    let check = groundhog(&["check", "amnesiac-restart", "--seeds", "0..3", "--buggify"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    let plan = groundhog(&["plan", "lost-update", "--seed", "17", "--buggify"]);
+    assert!(
+        stdout(&plan).lines().any(|l| l.trim() == "buggify = true"),
+        "{}",
+        stdout(&plan)
+    );
+    let plan = groundhog(&["plan", "lost-update", "--seed", "17"]);
+    assert!(!stdout(&plan).contains("buggify = true"));
+}
+
+/// A seed of `amnesiac-restart` (flawed) that fails with a runtime buggify site firing.
+const BUGGIFY_SEED: u64 = 27;

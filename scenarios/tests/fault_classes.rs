@@ -176,3 +176,81 @@ fn impatient_lookup_is_caught_only_with_buggify() {
         .seeds(0..60)
         .run();
 }
+
+/// `lease-drift` is caught only with clock faults: without `clock-skew` and `clock-drift` the
+/// flawed client's expiry stamps agree with global time and every seed passes; with them the
+/// first seeds fail. Catches a flawed client that does not trust its own clock, and clock faults
+/// that do not reach the clients' wall clocks.
+#[test]
+fn lease_drift_is_caught_only_by_clock_faults() {
+    if !simulated() {
+        return;
+    }
+    use groundhog_scenarios::LeaseDrift;
+    use groundhog_sim::FaultKind;
+    let first = Check::new(&LeaseDrift)
+        .variant("flawed")
+        .seeds(0..30)
+        .expect_failure();
+    assert!(
+        first.summary.contains("invariant=one-holder-at-a-time"),
+        "{}",
+        first.summary
+    );
+    let off = vec![
+        FaultKind::Partition,
+        FaultKind::SetLatency,
+        FaultKind::PauseNode,
+        FaultKind::CrashNode,
+    ];
+    Check::new(&LeaseDrift)
+        .variant("flawed")
+        .seeds(0..60)
+        .sim(|s| s.faults(off.clone()))
+        .run();
+    Check::new(&LeaseDrift).variant("fixed").seeds(0..40).run();
+}
+
+/// `unsynced-ack` is caught only when a crash meets the disk: without `crash-node` (disk stalls,
+/// a full disk, latency and partitions still on) nothing loses a buffered write and every seed
+/// passes; with it the first seeds fail. Catches a disk whose kill keeps unsynced writes, and a
+/// flawed server that syncs before acknowledging.
+#[test]
+fn unsynced_ack_is_caught_only_by_crashes_of_a_buffering_disk() {
+    if !simulated() {
+        return;
+    }
+    use groundhog_scenarios::UnsyncedAck;
+    use groundhog_sim::FaultKind;
+    let first = Check::new(&UnsyncedAck)
+        .variant("flawed")
+        .seeds(0..30)
+        .expect_failure();
+    assert!(
+        first
+            .summary
+            .contains("invariant=acknowledged-writes-are-durable"),
+        "{}",
+        first.summary
+    );
+    let off = vec![
+        FaultKind::DiskStall,
+        FaultKind::DiskFull,
+        FaultKind::SetLatency,
+        FaultKind::Partition,
+    ];
+    // Every seed passes; the only problem is the coverage point that needs a crash.
+    let without = std::panic::catch_unwind(|| {
+        Check::new(&UnsyncedAck)
+            .variant("flawed")
+            .seeds(0..60)
+            .sim(|s| s.faults(off.clone()))
+            .run()
+    });
+    let message = *without.unwrap_err().downcast::<String>().unwrap();
+    assert_eq!(
+        message,
+        "1 problem(s):\ncoverage point `acked-unsynced-at-crash` of unsynced-ack flawed was never hit in seeds 0..60"
+    );
+    Check::new(&UnsyncedAck).variant("fixed").seeds(0..40).run();
+}

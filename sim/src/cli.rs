@@ -107,6 +107,10 @@ struct PlanChoice {
     /// always-on invariants can fail the run.
     #[arg(long)]
     checkers_only: bool,
+    /// Turn the runtime's buggify points on for the run(s), whatever the scenario or plan says
+    /// (repro lines then carry `--buggify`).
+    #[arg(long)]
+    buggify: bool,
 }
 
 impl PlanChoice {
@@ -125,6 +129,9 @@ impl PlanChoice {
         }
         if let Some(n) = self.nodes {
             sim = sim.nodes(n);
+        }
+        if self.buggify {
+            sim = sim.buggify(true);
         }
         sim.checkers_only(self.checkers_only)
     }

@@ -284,8 +284,11 @@ impl Sim {
         if self.net.is_some() || self.time_limit.is_some() {
             flags += " (plus the Sim builder's network and time-limit settings)";
         }
-        if self.buggify.is_some() {
-            flags += " (plus the Sim builder's buggify setting)";
+        match self.buggify {
+            Some(true) => flags += " --buggify",
+            // The CLI has no flag that turns buggify off over a plan that turns it on.
+            Some(false) => flags += " (plus the Sim builder's buggify setting)",
+            None => {}
         }
         flags
     }

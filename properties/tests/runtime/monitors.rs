@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use groundhog_runtime::rt::{self, Duration, NetConfig, Stream};
 use groundhog_runtime::{Ctx, Event, ExitReason, Pid};
-use groundhog_sim::{BoxFuture, Check, Ctx as SimCtx, FaultPlan, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Check, Ctx as SimCtx, FaultPlan, Scenario, Setup, Sim, Violation};
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use super::cluster::{self, lock};
 
@@ -248,4 +249,230 @@ fn exactly_one_down_when_the_target_node_is_partitioned() {
         .sim(|s| s.plan(cut))
         .seeds(0..30)
         .run();
+}
+
+/// The firings of the `monitor-down-delay` buggify site in seeds `seeds` of `scenario`'s
+/// `variant` under `plan` with buggify on, each run passing (its report's summary otherwise).
+fn down_delay_firings(
+    scenario: &dyn Scenario,
+    variant: &str,
+    plan: &FaultPlan,
+    seeds: std::ops::Range<u64>,
+) -> usize {
+    let mut fired = 0;
+    for seed in seeds {
+        let report = Sim::new(seed)
+            .variant(variant)
+            .plan(plan.clone())
+            .buggify(true)
+            .run(scenario)
+            .expect("a valid run");
+        assert!(report.outcome.passed(), "{}", report.summary());
+        fired += report
+            .trace
+            .lines
+            .iter()
+            .filter(|l| l.contains("buggify site=monitor-down-delay"))
+            .count();
+    }
+    fired
+}
+
+/// With buggify on, the `monitor-down-delay` site fires (a `Down` or link exit signal arrives
+/// up to 50 ms late) and still every monitor gets exactly one `Down` with a true reason, also
+/// when the target's node crashes; the runs replay. Catches a held `Down` delivered twice (say,
+/// once more by the node's `NoConnection`) or after a `demonitor`, and the site never firing.
+#[test]
+fn exactly_one_down_per_monitor_with_down_delays_firing() {
+    if !cluster::simulated() {
+        return;
+    }
+    let quiet = FaultPlan::quiet(2_000);
+    let fired = down_delay_firings(&MonitorRace, "plain", &quiet, 0..24);
+    let crash = cluster::crash_node_1(60, 1_500, 2_000);
+    let fired_in_crash = down_delay_firings(&MonitorRace, "crash", &crash, 0..12);
+    assert!(
+        fired >= 5 && fired_in_crash >= 1,
+        "fired {fired} and {fired_in_crash} times"
+    );
+    Check::new(&MonitorRace)
+        .variant("plain")
+        .sim(|s| s.plan(FaultPlan::quiet(2_000)).buggify(true))
+        .seeds(0..6)
+        .determinism(true)
+        .run();
+}
+
+/// What a target tells its watcher.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Note {
+    Hello,
+    Go,
+    Seq(u32),
+}
+
+const ORDER_PAIRS: u32 = 30;
+const ORDER_MESSAGES: u32 = 4;
+
+/// Per pair: the watcher, and what it saw from its target, in order.
+#[derive(Default)]
+struct OrderWorld {
+    watchers: Vec<Pid>,
+    logs: Vec<(Pid, Vec<String>)>,
+}
+
+/// A target, linked to a trapping watcher that monitors it, sends messages and exits: the
+/// watcher must see the messages in order, then the `Down`, then the exit signal, as the
+/// target's exit sent them (monitors first, then links), with delays or without.
+struct DownOrder;
+
+impl Scenario for DownOrder {
+    fn name(&self) -> &'static str {
+        "rt-down-order"
+    }
+
+    fn about(&self) -> &'static str {
+        "a target's messages, Down and exit signal reach its watcher in the order sent"
+    }
+
+    fn variants(&self) -> &'static [&'static str] {
+        &["plain"]
+    }
+
+    fn setup(&self) -> Setup {
+        Setup::new(2, cluster::no_faults(2_000)).net(NetConfig {
+            loss: 0.05,
+            latency: Duration::from_millis(1)..Duration::from_millis(40),
+        })
+    }
+
+    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+        Box::pin(drive_order(ctx))
+    }
+}
+
+async fn order_target(mut ctx: Ctx<Note>, watcher: Pid) -> ExitReason {
+    ctx.link(watcher);
+    let _ = ctx.send(watcher, Note::Hello);
+    while !matches!(ctx.recv().await, Event::Msg { msg: Note::Go, .. }) {}
+    for i in 1..=ORDER_MESSAGES {
+        let _ = ctx.send(watcher, Note::Seq(i));
+    }
+    ExitReason::error("done")
+}
+
+/// A watcher that `demonitor`s on its target's last message logs whether the monitor was still
+/// live then: if it was, no `Down` may follow.
+async fn order_watcher(
+    mut ctx: Ctx<Note>,
+    world: Arc<Mutex<OrderWorld>>,
+    demonitor: bool,
+) -> ExitReason {
+    ctx.trap_exit(true);
+    let mut target = None;
+    let mut monitor = None;
+    let mut log = Vec::new();
+    while let Some(ev) = ctx.recv_timeout(Duration::from_secs(3)).await {
+        match ev {
+            Event::Msg {
+                from,
+                msg: Note::Hello,
+            } => {
+                target = Some(from);
+                monitor = Some(ctx.monitor(from));
+                let _ = ctx.send(from, Note::Go);
+            }
+            Event::Msg {
+                from,
+                msg: Note::Seq(i),
+            } if Some(from) == target => {
+                log.push(format!("m{i}"));
+                if demonitor && i == ORDER_MESSAGES {
+                    let live = monitor.is_some_and(|m| ctx.demonitor(m, false));
+                    log.push(if live { "demonitored" } else { "too-late" }.into());
+                }
+            }
+            Event::Down { pid, .. } if Some(pid) == target => log.push("down".into()),
+            Event::Exit { from, .. } if Some(from) == target => log.push("exit".into()),
+            _ => {}
+        }
+    }
+    lock(&world).logs.push((ctx.pid(), log));
+    ExitReason::Normal
+}
+
+async fn drive_order(ctx: SimCtx) -> Result<(), Violation> {
+    let world: Arc<Mutex<OrderWorld>> = Arc::default();
+    for n in 0..2 {
+        let world = world.clone();
+        ctx.start_node(n, move |node| {
+            let world = world.clone();
+            async move {
+                let rt_node = cluster::start(&node, 2).await;
+                if node.incarnation() > 1 {
+                    return;
+                }
+                if n == 0 {
+                    for k in 0..2 * ORDER_PAIRS {
+                        let w = world.clone();
+                        let demonitor = k % 4 >= 2;
+                        let pid = rt_node.spawn("watcher", move |c| order_watcher(c, w, demonitor));
+                        lock(&world).watchers.push(pid);
+                    }
+                }
+                while lock(&world).watchers.len() < 2 * ORDER_PAIRS as usize {
+                    rt::sleep(Duration::from_millis(1)).await;
+                }
+                // Node 0 hosts the even pairs' targets (local), node 1 the odd ones' (remote).
+                let watchers = lock(&world).watchers.clone();
+                for (k, watcher) in watchers.into_iter().enumerate() {
+                    if k as u32 % 2 == n {
+                        rt_node.spawn("target", move |c| order_target(c, watcher));
+                    }
+                }
+            }
+        });
+    }
+    ctx.quiesce().await;
+    rt::sleep(Duration::from_secs(5)).await;
+    let w = lock(&world);
+    ctx.check(
+        "every-watcher-finished",
+        w.logs.len() == 2 * ORDER_PAIRS as usize,
+        || format!("{} of {} watchers reported", w.logs.len(), 2 * ORDER_PAIRS),
+    )?;
+    for (watcher, log) in &w.logs {
+        let mut expected: Vec<String> = (1..=ORDER_MESSAGES).map(|i| format!("m{i}")).collect();
+        match log.get(expected.len()).map(String::as_str) {
+            // A live monitor removed: no `Down` after it.
+            Some("demonitored") => expected.push("demonitored".into()),
+            Some("too-late") => expected.extend(["too-late".into(), "down".into()]),
+            _ => expected.push("down".into()),
+        }
+        expected.push("exit".into());
+        ctx.check("per-pair-order", *log == expected, || {
+            format!("{watcher} saw {log:?}, expected {expected:?}")
+        })?;
+    }
+    Ok(())
+}
+
+/// With `monitor-down-delay` firing, a target's messages, its `Down` and its link's exit signal
+/// still reach the watcher in the order the target sent them, locally and remotely (per-pair
+/// order), and a `demonitor` that finds the monitor live (its `Down` held) means no `Down`;
+/// without buggify the same holds. Catches a held `Down` overtaken by the exit signal behind it
+/// (the pair's queue skipped), a held `Down` delivered after its monitor was removed, and a
+/// held signal never released.
+#[test]
+fn down_delays_keep_per_pair_order() {
+    if !cluster::simulated() {
+        return;
+    }
+    Check::new(&DownOrder)
+        .variant("plain")
+        .sim(|s| s.plan(FaultPlan::quiet(2_000)))
+        .seeds(0..4)
+        .run();
+    let fired = down_delay_firings(&DownOrder, "plain", &FaultPlan::quiet(2_000), 0..24);
+    assert!(fired >= 5, "fired {fired} times");
 }

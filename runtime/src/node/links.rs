@@ -5,6 +5,7 @@
 //! ignored and any other reason kills it with the same reason. `Kill` sent directly (not over a
 //! link) cannot be trapped, and its target exits with `Killed` (OTP's `kill` / `killed`).
 
+use super::monitors::Held;
 use super::State;
 use crate::mailbox::{Refused, Signal, SIGNAL_OVERFLOW};
 use crate::wire::Wire;
@@ -85,8 +86,19 @@ impl State {
         }
     }
 
-    /// An exit signal arriving at local process `to`.
+    /// An exit signal arriving at local process `to` (perhaps delivered later: a link's exit
+    /// signal from a dead process may be held by `monitor-down-delay`, `node/monitors.rs`).
     pub(crate) fn exit_signal(&mut self, from: Pid, to: Pid, reason: ExitReason, linked: bool) {
+        let may_start = linked
+            && reason != ExitReason::NoConnection
+            && self.entry(to).is_some_and(|e| e.links.contains(&from));
+        let signal = Held::Exit { reason, linked };
+        if let Some(Held::Exit { reason, linked }) = self.hold((from, to), signal, may_start) {
+            self.deliver_exit(from, to, reason, linked);
+        }
+    }
+
+    pub(crate) fn deliver_exit(&mut self, from: Pid, to: Pid, reason: ExitReason, linked: bool) {
         let Some(entry) = self.entry(to) else {
             return;
         };

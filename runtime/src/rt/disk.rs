@@ -10,8 +10,14 @@
 //!
 //! In the real build a disk is a directory: one file per key (its name the key in hex), holding
 //! a CRC-32 and the bytes; `sync` writes each buffered record to a temporary file, fsyncs it,
-//! renames it into place and fsyncs the directory. (Blocking file calls: this is the simple
-//! durable store a scenario or a small service needs, not a database.)
+//! renames it into place and fsyncs the directory. Dropping a `Disk` without a sync loses its
+//! buffered writes, as a crash does; a new `Disk` on the same directory reads what was synced.
+//! A failed file operation is [`DiskError::Io`] naming the path (a directory that cannot be
+//! created, one that vanished), and a failed sync keeps the writes it did not make buffered.
+//! A record file whose checksum does not match (flipped, truncated, or another key's) is
+//! [`DiskError::Corrupt`]. `runtime/tests/real_disk.rs` checks each of these. (Blocking file
+//! calls: this is the simple durable store a scenario or a small service needs, not a
+//! database.)
 
 pub use crate::disk::DiskError;
 
@@ -21,6 +27,10 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// The longest key, in bytes: in the real build a key's file name is its bytes in hex, and
+    /// its temporary twin (`.tmp`) must still fit a file name (255 bytes).
+    pub const MAX_KEY: usize = 125;
+
     /// Opens keyspace `dir` of the calling node's disk (real build: the directory `dir`,
     /// created if missing).
     pub fn open(dir: &str) -> Result<Disk, DiskError> {
@@ -58,7 +68,7 @@ impl Disk {
 }
 
 fn check_key(key: &str) -> Result<(), DiskError> {
-    if key.is_empty() || key.len() > 255 {
+    if key.is_empty() || key.len() > Disk::MAX_KEY {
         return Err(DiskError::BadKey(key.into()));
     }
     Ok(())
@@ -189,18 +199,21 @@ pub(super) mod backend {
 pub(super) mod backend {
     use std::fs;
     use std::io::Write;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::sync::Mutex;
 
     use super::DiskError;
     use crate::disk::Record;
 
-    fn io(e: std::io::Error) -> DiskError {
-        if e.raw_os_error() == Some(28) {
-            // ENOSPC
-            DiskError::Full
-        } else {
-            DiskError::Io(e.to_string())
+    /// The error for a failed file operation on `path`: `Full` for ENOSPC, else one naming
+    /// the path.
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
+        move |e| {
+            if e.raw_os_error() == Some(28) {
+                DiskError::Full
+            } else {
+                DiskError::Io(format!("{}: {e}", path.display()))
+            }
         }
     }
 
@@ -212,7 +225,7 @@ pub(super) mod backend {
     impl Disk {
         pub(in crate::rt) fn open(dir: &str) -> Result<Disk, DiskError> {
             let dir = PathBuf::from(dir);
-            fs::create_dir_all(&dir).map_err(io)?;
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
             Ok(Disk {
                 dir,
                 pending: Mutex::new(Vec::new()),
@@ -242,10 +255,11 @@ pub(super) mod backend {
             if let Some((_, v)) = self.pending().iter().rev().find(|(k, _)| k == key) {
                 return Ok(v.clone());
             }
-            let bytes = match fs::read(self.file(key)) {
+            let file = self.file(key);
+            let bytes = match fs::read(&file) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(io(e)),
+                Err(e) => return Err(io(&file)(e)),
             };
             let corrupt = || DiskError::Corrupt { key: key.into() };
             let (crc, data) = bytes.split_first_chunk::<4>().ok_or_else(corrupt)?;
@@ -257,30 +271,43 @@ pub(super) mod backend {
             .map(Some)
         }
 
+        /// Writes one buffered record (or delete) to its file.
+        fn write(&self, key: &str, value: Option<&[u8]>) -> Result<(), DiskError> {
+            let file = self.file(key);
+            match value {
+                Some(data) => {
+                    let record = Record::new(key, data);
+                    let tmp = file.with_extension("tmp");
+                    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+                    f.write_all(&record.crc.to_le_bytes()).map_err(io(&tmp))?;
+                    f.write_all(&record.data).map_err(io(&tmp))?;
+                    f.sync_all().map_err(io(&tmp))?;
+                    fs::rename(&tmp, &file).map_err(io(&file))
+                }
+                None => match fs::remove_file(&file) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(io(&file)(e)),
+                },
+            }
+        }
+
         pub(in crate::rt) async fn sync(&self) -> Result<(), DiskError> {
             let writes: Vec<_> = self.pending().drain(..).collect();
-            for (key, value) in writes {
-                let file = self.file(&key);
-                match value {
-                    Some(data) => {
-                        let record = Record::new(&key, &data);
-                        let tmp = file.with_extension("tmp");
-                        let mut f = fs::File::create(&tmp).map_err(io)?;
-                        f.write_all(&record.crc.to_le_bytes()).map_err(io)?;
-                        f.write_all(&record.data).map_err(io)?;
-                        f.sync_all().map_err(io)?;
-                        fs::rename(&tmp, &file).map_err(io)?;
-                    }
-                    None => match fs::remove_file(&file) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io(e)),
-                    },
+            for (i, (key, value)) in writes.iter().enumerate() {
+                if let Err(e) = self.write(key, value.as_deref()) {
+                    // The failed write and those after it stay buffered, ahead of any newer
+                    // ones, so a later sync can still make them durable.
+                    let mut pending = self.pending();
+                    let newer = std::mem::take(&mut *pending);
+                    pending.extend(writes[i..].iter().cloned());
+                    pending.extend(newer);
+                    return Err(e);
                 }
             }
             fs::File::open(&self.dir)
                 .and_then(|d| d.sync_all())
-                .map_err(io)
+                .map_err(io(&self.dir))
         }
     }
 }
