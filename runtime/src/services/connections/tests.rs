@@ -292,8 +292,7 @@ fn net_config(index: u32, peers: BTreeMap<u32, std::net::SocketAddr>) -> NodeCon
         .secret(crate::Secret::new("connection tests' cluster secret").unwrap());
     c.listen = Some("127.0.0.1:0".parse().unwrap());
     c.peers = peers;
-    // The real build requires a cluster secret for distribution (auth.rs).
-    c.secret(crate::auth::Secret::new("connections tests' cluster secret").expect("a valid secret"))
+    c
 }
 
 /// Requests in progress per connection, the most at once, and whether one connection had two.
