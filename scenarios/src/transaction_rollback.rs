@@ -218,12 +218,17 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
             let world = world.clone();
             async move {
                 let rt_node = Node::local(NODE, node.incarnation());
-                let hook_world = world.clone();
+                // Weak: the world holds the registry, whose config holds this hook; a strong
+                // handle here would be a cycle that keeps every run's table alive.
+                let hook_world = Arc::downgrade(&world);
                 let config = Config::default()
                     .scan_budget(WHOLE_TABLE)
                     .intensity(1_000, Duration::from_secs(1))
                     .crash_before_op(move |i, _| {
-                        let mut w = lock(&hook_world);
+                        let Some(world) = hook_world.upgrade() else {
+                            return false;
+                        };
+                        let mut w = lock(&world);
                         let fire = w.arm == Some(i);
                         if fire {
                             w.arm = None;
