@@ -5,7 +5,10 @@
 //! A transaction is an [`Operation`] with `f = "txn"` whose input (and, once `ok`, output)
 //! is a list of micro-operations `[f, key, value]`: for list-append `["append", k, 3]` and
 //! `["r", k, [1, 2, 3]]`, for read-write registers `["w", k, 3]` and `["r", k, 3]` (`nil`: never
-//! written). Values written to one key must be unique, so a read names the write it saw.
+//! written). Values written to one key should be unique, so a read names the write it saw; a
+//! value that more than one transaction wrote to a key names no single writer, so a read of it
+//! adds no `wr` edge and no G1a / G1b finding (what it rules out still counts: every one of
+//! those writers comes after the initial version).
 //!
 //! Edges (Adya's): `ww` T1 installed a version T2 overwrote; `wr` T2 read T1's write; `rw` T1
 //! read a version T2 overwrote. Optionally `process` (one client's transactions in order) and
@@ -40,6 +43,9 @@ pub struct Anomaly {
     pub txns: Vec<OpId>,
     pub explain: String,
 }
+
+/// Every transaction that wrote each (key, value), with whether it was its last write of the key.
+type Writers<'a> = BTreeMap<(&'a Value, &'a Value), Vec<(usize, bool)>>;
 
 const WW: u8 = 1;
 const WR: u8 = 2;
@@ -124,16 +130,28 @@ impl Elle {
             }
         };
         // Who wrote each (key, value), and whether it was that writer's last write of the key.
-        let mut writer: BTreeMap<(&Value, &Value), (usize, bool)> = BTreeMap::new();
+        let mut writers: Writers = BTreeMap::new();
         for (t, op) in txns.iter().enumerate() {
             let ms = mops(op);
             for (i, m) in ms.iter().enumerate() {
                 if m.f == "append" || m.f == "w" {
                     let last = !ms[i + 1..].iter().any(|n| n.f == m.f && n.key == m.key);
-                    writer.insert((m.key, m.value), (t, last));
+                    let all = writers.entry((m.key, m.value)).or_default();
+                    match all.iter_mut().find(|(w, _)| *w == t) {
+                        Some(same) => same.1 |= last,
+                        None => all.push((t, last)),
+                    }
                 }
             }
         }
+        // The one transaction that wrote a (key, value); none when several did.
+        let writer: BTreeMap<(&Value, &Value), (usize, bool)> = writers
+            .iter()
+            .filter_map(|(kv, all)| match all.as_slice() {
+                [one] => Some((*kv, *one)),
+                _ => None,
+            })
+            .collect();
         let committed = |t: usize| txns[t].status != Status::Fail;
         // Reads by committed transactions: (reader, key, what it saw).
         let mut reads: Vec<(usize, &Value, &Value)> = Vec::new();
@@ -184,7 +202,7 @@ impl Elle {
             Workload::ListAppend => {
                 self.list_edges(&txns, &reads, &writer, &mut anomalies, &mut add)
             }
-            Workload::RwRegister => self.register_edges(&txns, &reads, &writer, &mut add),
+            Workload::RwRegister => self.register_edges(&txns, &reads, &writer, &writers, &mut add),
         }
         let ok: Vec<usize> = (0..txns.len())
             .filter(|&t| txns[t].status == Status::Ok)
@@ -286,24 +304,36 @@ impl Elle {
         txns: &[&Operation],
         reads: &[(usize, &'a Value, &'a Value)],
         writer: &BTreeMap<(&'a Value, &'a Value), (usize, bool)>,
+        writers: &Writers<'a>,
         add: &mut impl FnMut(usize, usize, u8),
     ) {
         // Known version pairs per key: (earlier, later); `Nil` is the initial version.
         let mut after: BTreeMap<(&Value, &Value), BTreeSet<&Value>> = BTreeMap::new();
-        let mut writes: BTreeMap<&Value, Vec<&Value>> = BTreeMap::new();
-        for ((key, value), _) in writer.iter() {
-            writes.entry(key).or_default().push(value);
+        for (key, value) in writers.keys() {
             after.entry((key, &Value::Nil)).or_default().insert(value);
         }
         for op in txns.iter().filter(|o| o.status == Status::Ok) {
+            let ms = mops(op);
+            // The value this transaction leaves in each key it writes.
+            let last: BTreeMap<&Value, &Value> = ms
+                .iter()
+                .filter(|m| m.f == "w")
+                .map(|m| (m.key, m.value))
+                .collect();
             let mut seen: BTreeMap<&Value, &Value> = BTreeMap::new();
-            for m in mops(op) {
+            for m in ms {
                 match m.f {
                     "r" => {
                         seen.entry(m.key).or_insert(m.value);
                     }
                     "w" => {
-                        if let Some(prev) = seen.insert(m.key, m.value) {
+                        // Writing the value a key already holds installs no new version; and
+                        // a value this transaction also leaves last names that last version
+                        // to every other reader, not the one it overwrote here.
+                        if let Some(prev) = seen
+                            .insert(m.key, m.value)
+                            .filter(|p| *p != m.value && last.get(m.key) != Some(p))
+                        {
                             after.entry((m.key, prev)).or_default().insert(m.value);
                         }
                     }
@@ -327,8 +357,14 @@ impl Elle {
             if let Some(&(w, _)) = writer.get(&(key, seen)) {
                 add(w, t, WR);
             }
+            // What came after a value is known only of a value that names one version (the
+            // initial one, or one write); then every writer of a later version overwrote what
+            // `t` saw, however many there are.
+            if *seen != Value::Nil && !writer.contains_key(&(key, seen)) {
+                continue;
+            }
             for later in after.get(&(key, seen)).into_iter().flatten() {
-                if let Some(&(w, _)) = writer.get(&(key, *later)) {
+                for &(w, _) in writers.get(&(key, *later)).into_iter().flatten() {
                     add(t, w, RW);
                 }
             }
