@@ -281,6 +281,21 @@ fn failure_names_only_the_operations_that_cannot_be_ordered() {
     assert!(ids.contains(&4) || ids.contains(&5), "{ids:?}");
 }
 
+/// Concurrent reads that fit are linearized at once, never reordered: refuting the impossible
+/// last read costs a step per read, not one per subset of them (2^24 with plain backtracking).
+#[test]
+fn reads_that_fit_are_not_reordered() {
+    let mut b = Build::default();
+    b.op("w", "r", "write", 1i64, NIL, (0, 1));
+    for i in 0..24 {
+        b.op(&format!("p{i}"), "r", "read", NIL, 1i64, (2, 100));
+    }
+    b.op("w", "r", "write", 2i64, NIL, (2, 100));
+    b.op("r", "r", "read", NIL, 3i64, (200, 201));
+    let v = Linear::new(&Register::default()).budget(5_000).check(&b.0);
+    assert!(matches!(v, Verdict::NotLinearizable(_)), "{v:?}");
+}
+
 #[test]
 fn budget_exhausted_is_no_verdict() {
     // Many overlapping writes and an impossible read at the end: the search must try every
