@@ -1,6 +1,7 @@
 //! Figures of the history checkers: time to check a linearizable register history of 100,
 //! 1,000 and 10,000 operations from 5 to 50 concurrent clients (one key: the whole history is
-//! one search), and the anomaly checker on list-append histories of the same sizes.
+//! one search), and the anomaly checker (real-time edges on) on list-append histories of the
+//! same sizes and clients.
 
 use groundhog_sim::checker::{Elle, Linear, Register, Verdict, Workload};
 use groundhog_sim::{OpId, Operation, Status, Value};
@@ -26,7 +27,9 @@ pub fn all(table: &mut Table, opts: &Opts) {
         }
     }
     for &ops in sizes {
-        anomalies(table, opts.samples, ops, 10);
+        for clients in [5, 50] {
+            anomalies(table, opts.samples, ops, clients);
+        }
     }
 }
 

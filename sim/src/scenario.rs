@@ -329,6 +329,32 @@ impl Ctx {
         }
     }
 
+    /// Checks this run's transactions (operations with `f = "txn"`) with the anomaly checker
+    /// `elle` (see [`crate::checker::elle`]): a violation of `invariant` naming the first
+    /// anomaly found, the transactions on it and how many more there are, also under
+    /// [`Sim::checkers_only`](crate::Sim::checkers_only).
+    pub fn check_anomalies(
+        &self,
+        invariant: &str,
+        elle: &crate::checker::Elle,
+    ) -> Result<(), Violation> {
+        let anomalies = elle.check(&self.history.ops());
+        self.check_always(invariant, anomalies.is_empty(), || {
+            let first = &anomalies[0];
+            let txns: Vec<String> = first.txns.iter().map(|t| format!("#{}", t.0)).collect();
+            let more = match anomalies.len() - 1 {
+                0 => String::new(),
+                n => format!(" (and {n} more)"),
+            };
+            format!(
+                "{} on txns {}: {}{more}",
+                first.name,
+                txns.join(" "),
+                first.explain
+            )
+        })
+    }
+
     /// Waits until faults have stopped, everything is healed and the settle time has passed.
     pub async fn quiesce(&self) {
         let target = self.quiet_at + self.settle;

@@ -281,6 +281,21 @@ fn failure_names_only_the_operations_that_cannot_be_ordered() {
     assert!(ids.contains(&4) || ids.contains(&5), "{ids:?}");
 }
 
+/// Concurrent reads that fit are linearized at once, never reordered: refuting the impossible
+/// last read costs a step per read, not one per subset of them (2^24 with plain backtracking).
+#[test]
+fn reads_that_fit_are_not_reordered() {
+    let mut b = Build::default();
+    b.op("w", "r", "write", 1i64, NIL, (0, 1));
+    for i in 0..24 {
+        b.op(&format!("p{i}"), "r", "read", NIL, 1i64, (2, 100));
+    }
+    b.op("w", "r", "write", 2i64, NIL, (2, 100));
+    b.op("r", "r", "read", NIL, 3i64, (200, 201));
+    let v = Linear::new(&Register::default()).budget(5_000).check(&b.0);
+    assert!(matches!(v, Verdict::NotLinearizable(_)), "{v:?}");
+}
+
 #[test]
 fn budget_exhausted_is_no_verdict() {
     // Many overlapping writes and an impossible read at the end: the search must try every
@@ -446,6 +461,63 @@ mod anomalies {
         txn(&mut i, "C", vec![read_list("x", &[1, 2])], (20, 21));
         // The intermediate read is also a read skew: B saw A half-way.
         assert_eq!(names(LA, &i, false), vec!["G1b", "G-single"]);
+    }
+
+    /// A value two transactions wrote to one key names neither: reading it is no aborted read
+    /// even though one writer failed; a read of the initial version still precedes both.
+    #[test]
+    fn a_value_written_twice_names_no_writer() {
+        let mut b = Build::default();
+        txn(&mut b, "A", vec![w("x", 1)], (0, 1));
+        txn(&mut b, "B", vec![w("x", 1)], (2, 3));
+        b.failed();
+        txn(&mut b, "C", vec![r("x", Some(1))], (4, 5));
+        assert!(names(RR, &b, false).is_empty());
+        // The same read with one writer only: that writer failed, so it is an aborted read.
+        let mut one = Build::default();
+        txn(&mut one, "B", vec![w("x", 1)], (2, 3));
+        one.failed();
+        txn(&mut one, "C", vec![r("x", Some(1))], (4, 5));
+        assert_eq!(names(RR, &one, false), vec!["G1a"]);
+        // D saw E's y but x before E's write of it: a read skew, found though A wrote x=1 too.
+        let mut skew = Build::default();
+        txn(&mut skew, "A", vec![w("x", 1)], (0, 1));
+        txn(&mut skew, "E", vec![w("x", 1), w("y", 2)], (0, 10));
+        txn(&mut skew, "D", vec![r("x", None), r("y", Some(2))], (0, 10));
+        assert_eq!(names(RR, &skew, false), vec!["G-single"]);
+        // One transaction writing the same value twice: its last write, not an intermediate
+        // one, and no version comes after itself.
+        let mut twice = Build::default();
+        txn(&mut twice, "A", vec![w("x", 1), w("x", 1)], (0, 1));
+        txn(&mut twice, "B", vec![r("x", Some(1))], (2, 3));
+        assert!(names(RR, &twice, false).is_empty());
+        // A wrote x=1 then x=2, B wrote x=1 last: C's x=1 may be B's, so A's x=2 need not have
+        // overwritten it (A, B, C is a serial order).
+        let mut again = Build::default();
+        txn(
+            &mut again,
+            "A",
+            vec![w("x", 1), w("x", 2), w("y", 3)],
+            (0, 1),
+        );
+        txn(&mut again, "B", vec![w("x", 1)], (2, 3));
+        txn(
+            &mut again,
+            "C",
+            vec![r("x", Some(1)), r("y", Some(3))],
+            (4, 5),
+        );
+        assert!(names(RR, &again, false).is_empty());
+        // x=1, then 2, then 1 again in one transaction: a later reader of 1 saw its last write.
+        let mut back = Build::default();
+        txn(
+            &mut back,
+            "A",
+            vec![w("x", 1), w("x", 2), w("x", 1)],
+            (0, 1),
+        );
+        txn(&mut back, "B", vec![r("x", Some(1))], (2, 3));
+        assert!(names(RR, &back, false).is_empty());
     }
 
     #[test]

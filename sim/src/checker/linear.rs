@@ -6,6 +6,9 @@
 //! operation's answer), step the model with it, and backtrack when the model refuses. A pair
 //! (set of operations linearized so far, model state) reached once is never explored again
 //! (the memo), which turns the exponential search into one bounded by the distinct states.
+//! Reads are tried first, and a read that fits the state is never backtracked over: moved to
+//! the front of any linearization from that point it sees the same state, so the others need
+//! not be tried in its place (concurrent reads then cost one step each, not a subset each).
 //!
 //! Operations that failed are dropped (they did not happen). Unknown ones (timeouts) may be
 //! linearized anywhere after their invocation or not at all; unknown reads are dropped. Keys are
@@ -207,9 +210,11 @@ fn search<M: Model>(model: &M, ops: &[Operation], left: &mut u64) -> Option<bool
             i += 1;
         }
         out.retain(|&c| invoke[c] <= min_ret);
-        // Tried by popping: the earliest invoked first, as most histories run (a queue's
-        // wrong order is found only at a later dequeue, so a late guess costs the most).
+        // Tried by popping: reads first, then the earliest invoked first, as most histories
+        // run (a queue's wrong order is found only at a later dequeue, so a late guess costs
+        // the most).
         out.reverse();
+        out.sort_by_key(|&c| model.read_only(ops[c]));
         out
     };
 
@@ -242,6 +247,12 @@ fn search<M: Model>(model: &M, ops: &[Operation], left: &mut u64) -> Option<bool
         let Some(state) = model.step(&top.state, ops[c]) else {
             continue;
         };
+        if model.read_only(ops[c]) {
+            // A read that fits now may go first: moved to the front of any linearization from
+            // here it sees the same state (reads change none), and no operation left answered
+            // before it was invoked (it is a candidate). So its subtree decides this frame.
+            top.next.clear();
+        }
         let mut done = top.done.clone();
         done.flip(c);
         let linearized = top.linearized + usize::from(ops[c].status == Status::Ok);
