@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::{Ctx, ExitReason, Node, NodeConfig, Pid};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
 use rand::Rng;
 
 use crate::workloads;
@@ -54,12 +54,12 @@ impl Scenario for Mesh {
         Setup::new(5, mix).node_range(2..=groundhog_sim::MAX_NODES)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     let quiet_from = Arc::new(Mutex::new(None::<Duration>));

@@ -17,10 +17,10 @@ use groundhog_runtime::agents::{
 };
 use groundhog_runtime::rt::Duration;
 use groundhog_runtime::supervisor::which_children;
-use groundhog_runtime::{Ctx as RtCtx, Event, ExitReason, Node, Pid};
+use groundhog_runtime::{Ctx, Event, ExitReason, Node, Pid};
 use groundhog_scenarios::TransactionRollback;
 use groundhog_sim::{
-    BoxFuture, Check, Ctx, FaultMix, FaultPlan, Outcome, Scenario, Setup, Sim, Violation,
+    BoxFuture, Check, Driver, FaultMix, FaultPlan, Outcome, Scenario, Setup, Sim, Violation,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -237,7 +237,7 @@ fn compare(reg: &AgentRegistry, model: &Model, page_size: usize) -> Result<(), S
 
 /// Waits (by calling the supervisor, which handles the registry's exit first) until the
 /// registry runs again.
-async fn restarted(ctx: &RtCtx<u32>, reg: &AgentRegistry, old: Pid) -> Result<(), String> {
+async fn restarted(ctx: &Ctx<u32>, reg: &AgentRegistry, old: Pid) -> Result<(), String> {
     let children = which_children(ctx, reg.supervisor(), SEC)
         .await
         .map_err(|e| e.to_string())?;
@@ -248,7 +248,7 @@ async fn restarted(ctx: &RtCtx<u32>, reg: &AgentRegistry, old: Pid) -> Result<()
 }
 
 async fn run_steps(
-    ctx: &mut RtCtx<u32>,
+    ctx: &mut Ctx<u32>,
     reg: &AgentRegistry,
     crash: &AtomicUsize,
     steps: &[Step],
@@ -335,7 +335,7 @@ impl Scenario for RegistryModel {
         Setup::new(1, FaultMix::new(Vec::new(), 0.0, 0))
     }
 
-    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         let steps = self.steps.clone();
         let page_size = self.page_size;
         Box::pin(async move {
@@ -355,7 +355,7 @@ impl Scenario for RegistryModel {
                     let reg = AgentRegistry::start(&rt_node, None, config)
                         .await
                         .expect("the registry starts");
-                    rt_node.spawn("model", move |mut ctx: RtCtx<u32>| async move {
+                    rt_node.spawn("model", move |mut ctx: Ctx<u32>| async move {
                         let result = run_steps(&mut ctx, &reg, &crash, &steps, page_size).await;
                         if let Some(tx) = tx.lock().unwrap().take() {
                             let _ = tx.send(result);

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::rt::{self, Duration};
 use groundhog_runtime::{Ctx, Event, ExitReason, Node, Pid};
 use groundhog_sim::{
-    BoxFuture, Ctx as SimCtx, FaultMix, FaultPlan, Outcome, Scenario, Setup, Sim, Violation,
+    BoxFuture, Driver, FaultMix, FaultPlan, Outcome, Scenario, Setup, Sim, Violation,
 };
 
 /// A driver that sends "from" a process after that process exited: the runtime's public
@@ -40,12 +40,12 @@ impl Scenario for ForgedSender {
         }
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let shared: Shared = Arc::default();
     let s = shared.clone();
     ctx.start_node(0, move |node| {
@@ -159,7 +159,7 @@ impl Scenario for BadSkip {
     fn setup(&self) -> Setup {
         Setup::new(1, FaultMix::new(Vec::new(), 0.0, 100)).skip_invariant("fifo-order")
     }
-    fn run(&self, _ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, _ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -25,9 +25,7 @@ use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{
     CallError, Ctx, Event, ExitReason, Node, NodeConfig, Pid, Registry, SpawnOpts,
 };
-use groundhog_sim::{
-    BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Target, Violation,
-};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Target, Violation};
 use serde::{Deserialize, Serialize};
 
 const STORE: u32 = 0;
@@ -128,12 +126,12 @@ impl Scenario for AmnesiacRestart {
             .coverage("flawed", &["store-restarted"])
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let fixed = ctx.variant() == "fixed";
     for n in [STORE, CLIENT] {

@@ -18,7 +18,7 @@ use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::supervisor::{self, task, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{start_actor, Actor, CallError, Ctx, Event, ExitReason, Flow, Node, Pid};
 use groundhog_sim::Violation;
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, NodeCtx, Scenario, Setup};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, NodeCtx, Scenario, Setup};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -85,12 +85,12 @@ impl Scenario for BlockingCall {
         Setup::new(1, faults).seed_budget(5)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (seed, deferred) = (ctx.seed(), ctx.variant() == "fixed");
     {
@@ -129,7 +129,7 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     })
 }
 
-fn check_lookups(ctx: &SimCtx, world: &Shared) -> Result<(), Violation> {
+fn check_lookups(ctx: &Driver, world: &Shared) -> Result<(), Violation> {
     let w = lock(world);
     let late = w.calls.iter().find(|c| {
         !c.fetch

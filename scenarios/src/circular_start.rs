@@ -25,7 +25,7 @@ use groundhog_runtime::services::{self, GraphError, Service, ServicesError};
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{start_actor, Actor, Ctx, Event, ExitReason, Flow, Node, Pid, Registry};
 use groundhog_sim::Violation;
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, NodeCtx, Scenario, Setup};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, NodeCtx, Scenario, Setup};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -131,12 +131,12 @@ impl Scenario for CircularStart {
         Setup::new(1, faults).seed_budget(10)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let graph = draw(&mut rt::seeded_rng(ctx.seed(), Stream::Workload));
     let cycle = on_cycles(&graph);

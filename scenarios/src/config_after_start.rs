@@ -22,7 +22,7 @@ use groundhog_runtime::services::{self, Problems, Service, ServicesError, Valida
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{start_actor, Actor, Ctx, Event, ExitReason, Flow, Node, Pid};
 use groundhog_sim::Violation;
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, NodeCtx, Scenario, Setup};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, NodeCtx, Scenario, Setup};
 use rand::Rng;
 
 const MAX_TTL_MS: u64 = 60_000;
@@ -108,12 +108,12 @@ impl Scenario for ConfigAfterStart {
         Setup::new(1, faults).seed_budget(10)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let config = Config::draw(&mut rt::seeded_rng(ctx.seed(), Stream::Workload));
     let expected = Problems::of(&config).len();

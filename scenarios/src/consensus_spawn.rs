@@ -19,7 +19,7 @@ use groundhog_runtime::coord::consensus::{self, Config, Role, Store};
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::supervisor::{self, Spec, Strategy};
 use groundhog_runtime::{Ctx, Event, ExitReason, Node, NodeConfig, Pid, Registry};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -96,7 +96,7 @@ impl Scenario for ConsensusSpawn {
         raft_setup()
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
@@ -160,7 +160,7 @@ pub(crate) async fn propose_via_local<M: groundhog_runtime::Message>(
         .map_err(|e| e.to_string())
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     let fixed = ctx.variant() == "fixed";

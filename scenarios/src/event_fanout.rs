@@ -18,7 +18,7 @@ use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::services::bus::{self, BusEvent};
 use groundhog_runtime::{Ctx, Event, ExitReason, Node, Pid};
 use groundhog_sim::Violation;
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultMix, NodeCtx, Scenario, Setup};
+use groundhog_sim::{BoxFuture, Driver, FaultMix, NodeCtx, Scenario, Setup};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -61,12 +61,12 @@ impl Scenario for EventFanout {
         Setup::new(1, FaultMix::new(vec![], 0.0, 1_000)).seed_budget(5)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (seed, unified) = (ctx.seed(), ctx.variant() == "fixed");
     {

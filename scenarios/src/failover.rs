@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use groundhog_runtime::rt::{self, Duration};
 use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Node, NodeConfig, Pid};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
 use serde::{Deserialize, Serialize};
 
 const PRIMARY: u32 = 0;
@@ -108,12 +108,12 @@ impl Scenario for Failover {
             .coverage("flawed", &["takeover"])
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let fixed = ctx.variant() == "fixed";
     for n in [PRIMARY, BACKUP, CLIENT] {

@@ -21,7 +21,7 @@ use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::services::resources::{Pressure, ResourceConfig, ResourceManager};
 use groundhog_runtime::{Ctx, Event, ExitReason, Node, Pid};
 use groundhog_sim::Violation;
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultMix, NodeCtx, Scenario, Setup};
+use groundhog_sim::{BoxFuture, Driver, FaultMix, NodeCtx, Scenario, Setup};
 use rand::Rng;
 
 const HIGH: u64 = 200;
@@ -63,12 +63,12 @@ impl Scenario for FlakyBackpressure {
         Setup::new(1, FaultMix::new(vec![], 0.0, 1_000)).seed_budget(20)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (seed, admission) = (ctx.seed(), ctx.variant() == "fixed");
     {

@@ -34,7 +34,7 @@ use groundhog_runtime::agents::{Agent, AgentRegistry, Config, Cursor, Index, Op,
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::{Ctx, ExitReason, Node, Registry};
 use groundhog_sim::{
-    BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, NodeCtx, Scenario, Setup, Target, Violation,
+    BoxFuture, Driver, FaultKind, FaultMix, NodeCtx, Scenario, Setup, Target, Violation,
 };
 use rand::Rng;
 
@@ -109,12 +109,12 @@ impl Scenario for FullScan {
         Setup::new(1, faults).seed_budget(5)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (seed, bounded) = (ctx.seed(), ctx.variant() == "fixed");
     {

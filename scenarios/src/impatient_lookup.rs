@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::rt::{self, Duration};
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Node, Registry, SpawnOpts};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Driver, FaultMix, Scenario, Setup, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -72,12 +72,12 @@ impl Scenario for ImpatientLookup {
             .coverage("flawed", &["worker-crashed"])
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let fixed = ctx.variant() == "fixed";
     let poison: Vec<bool> = {

@@ -22,7 +22,7 @@ use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{start_actor, Actor, Ctx, Event, ExitReason, Flow, Node, Pid, Ref};
 use groundhog_sim::Violation;
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, NodeCtx, Scenario, Setup};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, NodeCtx, Scenario, Setup};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -85,12 +85,12 @@ impl Scenario for LeakedTimer {
         Setup::new(1, faults).seed_budget(5)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (seed, owned) = (ctx.seed(), ctx.variant() == "fixed");
     {
@@ -127,7 +127,7 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     })
 }
 
-fn check_bounds(ctx: &SimCtx, world: &Shared) -> Result<(), Violation> {
+fn check_bounds(ctx: &Driver, world: &Shared) -> Result<(), Violation> {
     let w = lock(world);
     let timers = w.node.as_ref().map_or(0, Node::timer_count);
     ctx.check("timers-bounded", timers <= TIMERS_MAX, || {

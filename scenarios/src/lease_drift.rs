@@ -22,7 +22,7 @@ use std::time::SystemTime;
 
 use groundhog_runtime::rt::{self, Duration, Instant, Stream};
 use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Node, NodeConfig, Pid};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -109,12 +109,12 @@ impl Scenario for LeaseDrift {
             .coverage("flawed", &["handover"])
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let fixed = ctx.variant() == "fixed";
     let seed = ctx.seed();

@@ -26,7 +26,8 @@ use futures::channel::oneshot;
 use groundhog_runtime::rt::{self, Disk, DiskError, Duration, Endpoint, Stream};
 use groundhog_sim::checker::Counter;
 use groundhog_sim::{
-    BoxFuture, Ctx, FaultKind, FaultMix, History, NodeCtx, OpId, Scenario, Setup, Value, Violation,
+    BoxFuture, Driver, FaultKind, FaultMix, History, NodeCtx, OpId, Scenario, Setup, Value,
+    Violation,
 };
 use rand::Rng;
 use serde::de::DeserializeOwned;
@@ -149,12 +150,12 @@ impl Scenario for LostUpdate {
             .node_range(2..=groundhog_sim::MAX_NODES)
     }
 
-    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: Ctx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let cas = ctx.variant() == "fixed";
     let seed = ctx.seed();

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::agent_monitor::{self, Health, HealthCheck, HealthReport, MonitorConfig};
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Node, NodeConfig, Pid};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -120,12 +120,12 @@ impl Scenario for MonitorRace {
             .node_range(2..=groundhog_sim::MAX_NODES)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     let fixed = ctx.variant() == "fixed";
@@ -173,7 +173,7 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     Ok(())
 }
 
-fn check_no_false_death(ctx: &SimCtx, world: &Shared) -> Result<(), Violation> {
+fn check_no_false_death(ctx: &Driver, world: &Shared) -> Result<(), Violation> {
     let w = lock(world);
     let wrong = w
         .view

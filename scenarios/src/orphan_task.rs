@@ -23,7 +23,7 @@ use groundhog_runtime::coord::election::{self, ElectionStore};
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{Ctx, Event, ExitReason, Node, NodeConfig, Pid, Ref};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -100,12 +100,12 @@ impl Scenario for OrphanTask {
             .node_range(2..=groundhog_sim::MAX_NODES)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     let fixed = ctx.variant() == "fixed";
@@ -173,7 +173,7 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
     })
 }
 
-fn check_one_leader_per_term(ctx: &SimCtx, world: &Shared) -> Result<(), Violation> {
+fn check_one_leader_per_term(ctx: &Driver, world: &Shared) -> Result<(), Violation> {
     let w = lock(world);
     let twice = w.claims.iter().find(|(_, who)| who.len() > 1);
     ctx.check("one-leader-per-term", twice.is_none(), || {

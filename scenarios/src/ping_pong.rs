@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::channel::oneshot;
 use groundhog_runtime::rt::{self, Disk, Duration, Endpoint, Stream};
-use groundhog_sim::{BoxFuture, Ctx, FaultKind, FaultMix, NodeCtx, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, NodeCtx, Scenario, Setup, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -91,12 +91,12 @@ impl Scenario for PingPong {
             .node_range(2..=groundhog_sim::MAX_NODES)
     }
 
-    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: Ctx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let dedup = ctx.variant() == "fixed";
     let nodes = ctx.nodes();
@@ -140,7 +140,7 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
     check_safety(&ctx, &world)
 }
 
-fn check_safety(ctx: &Ctx, world: &Shared) -> Result<(), Violation> {
+fn check_safety(ctx: &Driver, world: &Shared) -> Result<(), Violation> {
     let w = lock(world);
     let mut twice = None;
     for (receiver, delivered) in &w.delivered {

@@ -27,7 +27,7 @@ use groundhog_runtime::{
     start_actor, Actor, CallError, Ctx, Event, ExitReason, Flow, Node, Pid, Registry,
 };
 use groundhog_sim::{
-    BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, NodeCtx, Scenario, Setup, Target, Violation,
+    BoxFuture, Driver, FaultKind, FaultMix, NodeCtx, Scenario, Setup, Target, Violation,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -105,12 +105,12 @@ impl Scenario for ReadBottleneck {
         Setup::new(1, faults).seed_budget(5)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (seed, off_mailbox) = (ctx.seed(), ctx.variant() == "fixed");
     {

@@ -28,9 +28,7 @@ use groundhog_runtime::{
     Ctx, Event, ExitReason, NameConflict, Node, NodeConfig, Pid, Registry, RegistryError,
 };
 use groundhog_sim::checker::Register;
-use groundhog_sim::{
-    BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Value, Violation,
-};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Value, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -191,12 +189,12 @@ impl Scenario for SplitRegistry {
             .seed_budget(20)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let flawed = ctx.variant() == "flawed";
     let seed = ctx.seed();

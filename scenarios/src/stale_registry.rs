@@ -27,7 +27,7 @@ use groundhog_runtime::{
 };
 use groundhog_sim::checker::Map;
 use groundhog_sim::{
-    BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, History, OpId, Scenario, Setup, Value, Violation,
+    BoxFuture, Driver, FaultKind, FaultMix, History, OpId, Scenario, Setup, Value, Violation,
 };
 use rand::Rng;
 
@@ -159,12 +159,12 @@ impl Scenario for StaleRegistry {
             .seed_budget(20)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let flawed = ctx.variant() == "flawed";
     let seed = ctx.seed();
@@ -260,7 +260,7 @@ fn answer_deaths(history: &History, world: &Shared, now: Duration) {
     });
 }
 
-fn check_stale(ctx: &SimCtx, world: &Shared) -> Result<(), Violation> {
+fn check_stale(ctx: &Driver, world: &Shared) -> Result<(), Violation> {
     let w = lock(world);
     let first = w.stale.first().cloned();
     ctx.check("no-lookup-returns-a-dead-pid", first.is_none(), || {

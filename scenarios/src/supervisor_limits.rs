@@ -21,7 +21,7 @@ use groundhog_runtime::rt::{self, Duration};
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{event, Ctx, Event, ExitReason, Node, Pid, SpawnOpts, StartError};
 use groundhog_sim::Violation;
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, NodeCtx, Scenario, Setup};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, NodeCtx, Scenario, Setup};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -93,12 +93,12 @@ impl Scenario for SupervisorLimits {
         Setup::new(1, faults).seed_budget(5)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let mut rng = ctx.rng();
     let outage_start = Duration::from_millis(rng.gen_range(200..1_500));
     let connect_timeout = Duration::from_millis(rng.gen_range(150..300));
@@ -163,7 +163,7 @@ async fn drive(ctx: SimCtx) -> Result<(), Violation> {
 }
 
 /// At most `MAX_ATTEMPTS` connection attempts in any `WINDOW`, within one run of the node.
-fn check_hammering(ctx: &SimCtx, world: &Shared) -> Result<(), Violation> {
+fn check_hammering(ctx: &Driver, world: &Shared) -> Result<(), Violation> {
     let worst = worst_window(&lock(world).attempts);
     ctx.check("dependency-not-hammered", worst.is_none(), || {
         let (n, at) = worst.unwrap_or_default();

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::coord::consensus::Store;
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::{Ctx, ExitReason};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Driver, Scenario, Setup, Violation};
 use rand::Rng;
 
 use crate::consensus_spawn::{lock, propose_via_local, raft_setup, start_member, start_runtime};
@@ -53,7 +53,7 @@ impl Scenario for SwallowedError {
         raft_setup()
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
@@ -92,7 +92,7 @@ async fn participate(
     ExitReason::Normal
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     let fixed = ctx.variant() == "fixed";

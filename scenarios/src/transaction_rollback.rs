@@ -44,10 +44,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::future::{self, Either};
 use groundhog_runtime::agents::{Agent, AgentRegistry, Config, Health, Op, TxError};
 use groundhog_runtime::rt::{self, ChaCha8Rng, Duration};
-use groundhog_runtime::{CallError, Ctx as RtCtx, ExitReason, Node, Registry};
+use groundhog_runtime::{CallError, Ctx, ExitReason, Node, Registry};
 use groundhog_sim::checker::{Elle, Workload};
 use groundhog_sim::{
-    BoxFuture, Ctx, FaultKind, FaultMix, History, OpId, Scenario, Setup, Target, Value, Violation,
+    BoxFuture, Driver, FaultKind, FaultMix, History, OpId, Scenario, Setup, Target, Value,
+    Violation,
 };
 use rand::Rng;
 
@@ -123,7 +124,7 @@ impl Scenario for TransactionRollback {
         Setup::new(1, faults).seed_budget(20)
     }
 
-    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
@@ -340,7 +341,7 @@ fn record(world: &Shared, invariant: &str, msg: String) {
     }
 }
 
-async fn drive(ctx: Ctx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let flawed = ctx.variant() == "flawed";
     let hand_checks = ctx.hand_checks();
     let history = ctx.history();
@@ -384,7 +385,7 @@ async fn drive(ctx: Ctx) -> Result<(), Violation> {
                     w.epoch = node.incarnation();
                 }
                 let writer_world = world.clone();
-                let pid = rt_node.spawn("writer", move |ctx: RtCtx<()>| async move {
+                let pid = rt_node.spawn("writer", move |ctx: Ctx<()>| async move {
                     let opts = WriterOpts {
                         flawed,
                         hand_checks,
@@ -462,7 +463,7 @@ struct WriterOpts {
 }
 
 async fn writer(
-    ctx: RtCtx<()>,
+    ctx: Ctx<()>,
     reg: AgentRegistry,
     world: Shared,
     history: History,
@@ -553,7 +554,7 @@ async fn writer(
 
 /// The flaw: each op its own call, with no undo when a later one fails.
 async fn per_op_calls(
-    ctx: &RtCtx<()>,
+    ctx: &Ctx<()>,
     reg: &AgentRegistry,
     world: &Shared,
     batch: &Batch,

@@ -23,9 +23,7 @@ use groundhog_runtime::rt::{self, Duration, Instant, Stream};
 use groundhog_runtime::services::limiter::{LimitError, LimiterConfig, RateLimiter};
 use groundhog_runtime::{Ctx, Node, Registry};
 use groundhog_sim::Violation;
-use groundhog_sim::{
-    BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, NodeCtx, Scenario, Setup, Target,
-};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, NodeCtx, Scenario, Setup, Target};
 use rand::Rng;
 
 const CAPACITY: u32 = 3;
@@ -92,12 +90,12 @@ impl Scenario for UnboundedTable {
             .coverage("fixed", &["table-full"])
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (seed, bounded) = (ctx.seed(), ctx.variant() == "fixed");
     {

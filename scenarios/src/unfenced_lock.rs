@@ -18,7 +18,7 @@ use groundhog_runtime::coord::lease::{self, Config, FencedResource, LeaseStore, 
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{Ctx, Event, ExitReason, Node, Pid};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -85,7 +85,7 @@ impl Scenario for UnfencedLock {
             .seed_budget(20)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
@@ -152,7 +152,7 @@ async fn client(ctx: Ctx<()>, world: Shared, mut rng: rt::ChaCha8Rng) -> ExitRea
     }
 }
 
-fn check(ctx: &SimCtx, w: &World) -> Result<(), Violation> {
+fn check(ctx: &Driver, w: &World) -> Result<(), Violation> {
     let tokens = &w.accepted;
     let back = tokens.windows(2).position(|p| p[1] < p[0]);
     ctx.check("no-stale-write", back.is_none(), || {
@@ -165,7 +165,7 @@ fn check(ctx: &SimCtx, w: &World) -> Result<(), Violation> {
     })
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     let fenced = ctx.variant() == "fixed";

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use futures::channel::oneshot;
 use groundhog_runtime::rt::{self, Disk, DiskError, Duration};
 use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Node, NodeConfig, Pid};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
 use serde::{Deserialize, Serialize};
 
 const SERVER: u32 = 0;
@@ -97,12 +97,12 @@ impl Scenario for UnsyncedAck {
             .coverage("flawed", &["acked-unsynced-at-crash"])
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let fixed = ctx.variant() == "fixed";
     // A coverage counter, the scenario's own; the server's data is on its disk.

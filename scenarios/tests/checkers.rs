@@ -185,7 +185,7 @@ fn replay_writes_the_history_as_json() {
 /// README's "Histories and checkers" example, compiled and run from the very lines the README
 /// shows (`readme/history.rs` must equal that code block).
 mod readme {
-    use groundhog_sim::{BoxFuture, Ctx, FaultMix, Outcome, Scenario, Setup, Sim, Violation};
+    use groundhog_sim::{BoxFuture, Driver, FaultMix, Outcome, Scenario, Setup, Sim, Violation};
 
     include!("readme/history.rs");
 
@@ -204,7 +204,7 @@ mod readme {
         fn setup(&self) -> Setup {
             Setup::new(1, FaultMix::new(vec![], 0.0, 10))
         }
-        fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+        fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
             Box::pin(drive(ctx))
         }
     }

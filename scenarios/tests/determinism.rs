@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use groundhog_sim::{cli, BoxFuture, Catalogue, Ctx, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::{cli, BoxFuture, Catalogue, Driver, FaultMix, Scenario, Setup, Violation};
 
 use crate::{groundhog, simulated, stdout};
 
@@ -44,7 +44,7 @@ impl Scenario for Nondeterministic {
     fn setup(&self) -> Setup {
         Setup::new(1, FaultMix::new(vec![], 0.0, 10))
     }
-    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(async move {
             ctx.note("same every time");
             ctx.note(&format!("run {}", RUNS.fetch_add(1, Ordering::Relaxed)));

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use groundhog_runtime::rt::Duration;
-use groundhog_sim::{BoxFuture, Ctx, FaultMix, FaultPlan, Scenario, Setup, Sim, Violation};
+use groundhog_sim::{BoxFuture, Driver, FaultMix, FaultPlan, Scenario, Setup, Sim, Violation};
 
 use crate::simulated;
 
@@ -24,7 +24,7 @@ impl Scenario for Seen {
     fn setup(&self) -> Setup {
         Setup::new(1, FaultMix::new(vec![], 0.0, 10)).settle(Duration::from_millis(1_500))
     }
-    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         let seen = self.0.clone();
         Box::pin(async move {
             ctx.quiesce().await;

@@ -3,7 +3,7 @@
 
 use groundhog_runtime::rt;
 use groundhog_scenarios::Failover;
-use groundhog_sim::{BoxFuture, Check, Ctx, Durations, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Check, Driver, Durations, Scenario, Setup, Violation};
 
 use crate::simulated;
 
@@ -55,7 +55,7 @@ impl Scenario for Unreached {
         Setup::new(1, groundhog_sim::FaultMix::new(Vec::new(), 0.0, 100))
             .coverage("only", &["reached", "never-reached"])
     }
-    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(async move {
             rt::sleep(rt::Duration::from_millis(10)).await;
             ctx.reachable("reached");

@@ -96,7 +96,7 @@ impl groundhog_sim::Scenario for Worker {
     }
     fn run(
         &self,
-        ctx: groundhog_sim::Ctx,
+        ctx: groundhog_sim::Driver,
     ) -> groundhog_sim::BoxFuture<Result<(), groundhog_sim::Violation>> {
         use groundhog_runtime::rt::{self, Duration};
         Box::pin(async move {
@@ -184,18 +184,16 @@ impl groundhog_sim::Scenario for Supervised {
     }
     fn run(
         &self,
-        ctx: groundhog_sim::Ctx,
+        ctx: groundhog_sim::Driver,
     ) -> groundhog_sim::BoxFuture<Result<(), groundhog_sim::Violation>> {
         use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
-        use groundhog_runtime::{
-            event, Ctx as RtCtx, Event, ExitReason, Node, Registry, SpawnOpts,
-        };
+        use groundhog_runtime::{event, Ctx, Event, ExitReason, Node, Registry, SpawnOpts};
         Box::pin(async move {
             ctx.start_node(0, |node| async move {
                 let rt_node = Node::local(0, node.incarnation());
                 let cache = ChildSpec::new("cache", |node: Node, sup| async move {
                     let opts = SpawnOpts::named("cache").link(sup);
-                    Ok(node.spawn_opts(opts, |mut ctx: RtCtx<()>| async move {
+                    Ok(node.spawn_opts(opts, |mut ctx: Ctx<()>| async move {
                         loop {
                             ctx.recv().await;
                         }
@@ -208,7 +206,7 @@ impl groundhog_sim::Scenario for Supervised {
                 let names = Registry::local(&rt_node);
                 names.register("top", top).unwrap();
                 let opts = SpawnOpts::named("watcher").trap_exit();
-                let watcher = rt_node.spawn_opts(opts, |mut ctx: RtCtx<()>| async move {
+                let watcher = rt_node.spawn_opts(opts, |mut ctx: Ctx<()>| async move {
                     loop {
                         if let Event::Exit { reason, .. } = ctx.recv().await {
                             let msg = format!("watcher trapped {reason}");

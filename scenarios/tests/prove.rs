@@ -1,7 +1,7 @@
 //! `groundhog prove`: the catalogue is proven, and a flaw the simulation misses (or a fixed variant
 //! that fails) is reported as not proven, never quietly passed.
 
-use groundhog_sim::{cli, BoxFuture, Catalogue, Ctx, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::{cli, BoxFuture, Catalogue, Driver, FaultMix, Scenario, Setup, Violation};
 
 use crate::{groundhog, simulated, stdout};
 
@@ -59,7 +59,7 @@ impl Scenario for Rigged {
         let quiet = FaultMix::new(vec![], 0.0, 10);
         Setup::new(1, quiet).seed_budget(5)
     }
-    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         let fails = if ctx.variant() == "flawed" {
             (self.flawed_fails)(ctx.seed())
         } else {

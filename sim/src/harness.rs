@@ -13,7 +13,7 @@ use crate::fault::{
     exit_reason, Durations, Fault, FaultKind, FaultPlan, PlanError, PlanLimits, Target,
 };
 use crate::invariants::Invariants;
-use crate::scenario::{lock, Ctx, Nodes, Processes, Scenario, Violation};
+use crate::scenario::{lock, Driver, Nodes, Processes, Scenario, Violation};
 use crate::trace::{format_time, Recorder, Trace, TraceHash};
 
 /// Input that cannot make a run. The message is one readable line.
@@ -158,7 +158,7 @@ impl Sim {
         }
     }
 
-    /// Switches the scenario's hand-written invariants off ([`Ctx::check`] passes and traces
+    /// Switches the scenario's hand-written invariants off ([`Driver::check`] passes and traces
     /// `result=skipped`), leaving the history checkers and the always-on invariants: shows that
     /// a checker alone catches a flaw. Repro lines add `--checkers-only`.
     pub fn checkers_only(mut self, on: bool) -> Self {
@@ -413,7 +413,7 @@ impl Sim {
                         groundhog_runtime::buggify::enable(self.seed);
                         event!("note", msg = "buggify on");
                     }
-                    let ctx = Ctx {
+                    let ctx = Driver {
                         seed: self.seed,
                         variant: variant.clone(),
                         nodes,

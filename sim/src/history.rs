@@ -8,7 +8,7 @@
 //! hash covers the history; a run that records nothing has no such line.
 //!
 //! [`History`] is a cheap clone-able handle (`Send + Sync`): the driver gets one from
-//! [`Ctx::history`](crate::Ctx::history), node programs get a clone of it.
+//! [`Driver::history`](crate::Driver::history), node programs get a clone of it.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Groundhog's simulation harness.
 //!
 //! - [`Scenario`] and [`Catalogue`] (`scenario.rs`): what a scenario is and what its driver and
-//!   node programs get ([`Ctx`], [`NodeCtx`]).
+//!   node programs get ([`Driver`], [`NodeCtx`]).
 //! - [`Sim`] and [`Report`] (`harness.rs`): one seeded run on a fresh simulated world.
 //! - [`FaultPlan`] and [`Fault`] (`fault.rs`): the fault vocabulary, plan files, generated plans.
 //! - [`Trace`] and [`TraceHash`] (`trace.rs`): the recorded events and their FNV-1a 64 hash.
@@ -54,7 +54,7 @@ pub use harness::{quiet_panics_in_runs, HarnessError, Outcome, Report, Sim, MAX_
 pub use history::{History, OpId, Operation, Status, Value};
 pub use invariants::Invariants;
 pub use prove::{provable, Found, Proof, Prove, RangeSearch};
-pub use scenario::{BoxFuture, Catalogue, Ctx, NodeCtx, Scenario, Setup, Violation};
+pub use scenario::{BoxFuture, Catalogue, Driver, NodeCtx, Scenario, Setup, Violation};
 pub use seeds::{SeedRange, SeedSet, Shard};
 pub use sweep::{
     Check, Mode, SeedResult, Sweep, SweepSummary, VariantCount, KEPT_FAILURES, MAX_JOBS,

@@ -16,9 +16,9 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 /// A named, seeded situation with invariants.
 ///
-/// `run` is the scenario's driver: it starts node programs with [`Ctx::start_node`], drives the
-/// workload, checks safety invariants as it goes with [`Ctx::check`], waits for the quiet phase
-/// with [`Ctx::quiesce`], then checks liveness invariants.
+/// `run` is the scenario's driver: it starts node programs with [`Driver::start_node`], drives the
+/// workload, checks safety invariants as it goes with [`Driver::check`], waits for the quiet phase
+/// with [`Driver::quiesce`], then checks liveness invariants.
 pub trait Scenario: Send + Sync {
     fn name(&self) -> &'static str;
     /// One line for `groundhog list`.
@@ -26,7 +26,7 @@ pub trait Scenario: Send + Sync {
     /// Variant names; the first is the default.
     fn variants(&self) -> &'static [&'static str];
     fn setup(&self) -> Setup;
-    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>>;
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>>;
 }
 
 /// A scenario's defaults. Every field can be overridden per run by the [`Sim`](crate::Sim)
@@ -147,7 +147,7 @@ pub(crate) type Nodes = Arc<Mutex<BTreeMap<u32, SimNode>>>;
 
 /// The driver's view of a run.
 #[derive(Clone)]
-pub struct Ctx {
+pub struct Driver {
     pub(crate) seed: u64,
     pub(crate) variant: String,
     pub(crate) nodes: u32,
@@ -161,7 +161,7 @@ pub struct Ctx {
     pub(crate) hand_checks: bool,
 }
 
-impl Ctx {
+impl Driver {
     /// A coverage point: declares `name`, and marks it hit when `cond` holds. A sweep reports in
     /// how many seeds each point was hit; it changes nothing in the run or its trace.
     pub fn sometimes(&self, name: &str, cond: bool) {
@@ -174,13 +174,13 @@ impl Ctx {
     }
 
     /// This run's history: record client operations on it (clone it into node programs), and
-    /// judge it with [`Ctx::check_linear`] or the anomaly checker in [`crate::checker`].
+    /// judge it with [`Driver::check_linear`] or the anomaly checker in [`crate::checker`].
     pub fn history(&self) -> crate::history::History {
         self.history.clone()
     }
 
     /// Whether hand-written invariants apply; `false` under [`Sim::checkers_only`](crate::Sim::checkers_only),
-    /// where [`Ctx::check`] traces `result=skipped` and lets the run go on, so that only the
+    /// where [`Driver::check`] traces `result=skipped` and lets the run go on, so that only the
     /// history checkers can fail it.
     pub fn hand_checks(&self) -> bool {
         self.hand_checks
@@ -266,7 +266,7 @@ impl Ctx {
         self.check_always(invariant, holds, explain)
     }
 
-    /// [`Ctx::check`], also under [`Sim::checkers_only`](crate::Sim::checkers_only): for the
+    /// [`Driver::check`], also under [`Sim::checkers_only`](crate::Sim::checkers_only): for the
     /// verdicts of history checkers.
     pub fn check_always(
         &self,
@@ -305,7 +305,7 @@ impl Ctx {
         self.check_linear_ops(invariant, model, &self.history.ops())
     }
 
-    /// [`Ctx::check_linear`] over chosen operations (a subset of the history, say).
+    /// [`Driver::check_linear`] over chosen operations (a subset of the history, say).
     pub fn check_linear_ops<M: crate::checker::Model>(
         &self,
         invariant: &str,
@@ -369,7 +369,7 @@ impl Ctx {
     /// returns `until`'s output, or the first violation as soon as it is seen.
     ///
     /// ```no_run
-    /// # async fn demo(ctx: groundhog_sim::Ctx) -> Result<(), groundhog_sim::Violation> {
+    /// # async fn demo(ctx: groundhog_sim::Driver) -> Result<(), groundhog_sim::Violation> {
     /// # let table_ok = || true;
     /// use groundhog_runtime::rt::Duration;
     /// let every = Duration::from_millis(250);

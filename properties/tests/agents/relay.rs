@@ -15,9 +15,9 @@ use futures::channel::oneshot;
 use groundhog_runtime::agent_monitor::{Health as Seen, HealthReport};
 use groundhog_runtime::agents::{Agent, AgentRegistry, Config, Op, OpError, TxError};
 use groundhog_runtime::rt::{self, Duration};
-use groundhog_runtime::{Ctx as RtCtx, Event, ExitReason, Node, Pid};
+use groundhog_runtime::{Ctx, Event, ExitReason, Node, Pid};
 use groundhog_sim::{
-    BoxFuture, Ctx, FaultMix, FaultPlan, Outcome, Scenario, Setup, Sim, Violation,
+    BoxFuture, Driver, FaultMix, FaultPlan, Outcome, Scenario, Setup, Sim, Violation,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -92,8 +92,8 @@ impl Model {
     }
 }
 
-fn idle(ctx: &RtCtx<u32>) -> Pid {
-    ctx.spawn("agent", |mut c: RtCtx<()>| async move {
+fn idle(ctx: &Ctx<u32>) -> Pid {
+    ctx.spawn("agent", |mut c: Ctx<()>| async move {
         loop {
             c.recv().await;
         }
@@ -102,7 +102,7 @@ fn idle(ctx: &RtCtx<u32>) -> Pid {
 
 /// Points `id` at a fresh process: update if the registry has it, else register (a `Down`
 /// still in flight may remove it between the owner's two tries; the owner retries once).
-async fn start(ctx: &RtCtx<u32>, reg: &AgentRegistry, id: &str) -> Result<Pid, String> {
+async fn start(ctx: &Ctx<u32>, reg: &AgentRegistry, id: &str) -> Result<Pid, String> {
     let pid = idle(ctx);
     let agent = Agent::new(id, 0).pid(pid);
     for _ in 0..2 {
@@ -123,7 +123,7 @@ async fn start(ctx: &RtCtx<u32>, reg: &AgentRegistry, id: &str) -> Result<Pid, S
     Err(format!("owner's write of `{id}` refused twice"))
 }
 
-fn report_down(ctx: &RtCtx<u32>, relay: Pid, agent: Pid) -> Result<(), String> {
+fn report_down(ctx: &Ctx<u32>, relay: Pid, agent: Pid) -> Result<(), String> {
     let report = HealthReport {
         agent,
         health: Seen::Down(ExitReason::Kill),
@@ -132,7 +132,7 @@ fn report_down(ctx: &RtCtx<u32>, relay: Pid, agent: Pid) -> Result<(), String> {
 }
 
 async fn run_steps(
-    ctx: &mut RtCtx<u32>,
+    ctx: &mut Ctx<u32>,
     reg: &AgentRegistry,
     relay: Pid,
     steps: &[Step],
@@ -234,7 +234,7 @@ impl Scenario for RelayModel {
         Setup::new(1, FaultMix::new(Vec::new(), 0.0, 0))
     }
 
-    fn run(&self, ctx: Ctx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         let steps = self.steps.clone();
         Box::pin(async move {
             let (tx, rx) = oneshot::channel::<Result<(), String>>();
@@ -248,7 +248,7 @@ impl Scenario for RelayModel {
                         .await
                         .expect("the registry starts");
                     let relay = reg.start_health_relay(&rt_node, None);
-                    rt_node.spawn("owner", move |mut ctx: RtCtx<u32>| async move {
+                    rt_node.spawn("owner", move |mut ctx: Ctx<u32>| async move {
                         let result = run_steps(&mut ctx, &reg, relay, &steps).await;
                         if let Some(tx) = tx.lock().unwrap().take() {
                             let _ = tx.send(result);

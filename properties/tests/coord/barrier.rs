@@ -13,7 +13,7 @@ use groundhog_runtime::coord::barrier::{self, BarrierError};
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{Ctx, ExitReason, Pid};
-use groundhog_sim::{BoxFuture, Check, Ctx as SimCtx, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Check, Driver, Scenario, Setup, Violation};
 use rand::Rng;
 
 use super::{lock, start_node};
@@ -51,7 +51,7 @@ impl Scenario for Barriers {
         super::consensus::setup()
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
@@ -84,7 +84,7 @@ async fn participate(ctx: Ctx<()>, world: Shared, n: u32, mut rng: rt::ChaCha8Rn
     }
 }
 
-fn check(ctx: &SimCtx, w: &World, parties: usize) -> Result<(), Violation> {
+fn check(ctx: &Driver, w: &World, parties: usize) -> Result<(), Violation> {
     for (at, who) in &w.released {
         let both = w.broken.get(at);
         ctx.check("released-or-broken-not-both", both.is_none(), || {
@@ -100,7 +100,7 @@ fn check(ctx: &SimCtx, w: &World, parties: usize) -> Result<(), Violation> {
     Ok(())
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     for n in 0..nodes {

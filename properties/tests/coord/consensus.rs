@@ -18,9 +18,7 @@ use groundhog_runtime::coord::consensus::{self, Committed, Config, Entry, Role, 
 use groundhog_runtime::rt::{self, Duration, NetConfig, Stream};
 use groundhog_runtime::supervisor::{self, Spec, Strategy};
 use groundhog_runtime::{Ctx, ExitReason, Node, Registry};
-use groundhog_sim::{
-    BoxFuture, Check, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation,
-};
+use groundhog_sim::{BoxFuture, Check, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
 use rand::Rng;
 
 use super::{in_process, lock, start_node};
@@ -65,7 +63,7 @@ impl Scenario for Raft {
         setup()
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
@@ -93,7 +91,7 @@ pub fn setup() -> Setup {
 }
 
 /// Starts each node's member under a supervisor, recording its status changes in `world`.
-pub fn start_members(ctx: &SimCtx, world: &Shared) {
+pub fn start_members(ctx: &Driver, world: &Shared) {
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     for n in 0..nodes {
         let world = world.clone();
@@ -162,7 +160,7 @@ async fn client(ctx: Ctx<()>, world: Shared, n: u32, inc: u64, mut rng: rt::ChaC
 }
 
 pub fn check_one_leader_per_term_in(
-    ctx: &SimCtx,
+    ctx: &Driver,
     leaders: &BTreeMap<u64, BTreeSet<u32>>,
 ) -> Result<(), Violation> {
     let twice = leaders.iter().find(|(_, who)| who.len() > 1);
@@ -175,7 +173,7 @@ pub fn check_one_leader_per_term_in(
     })
 }
 
-fn check_logs(ctx: &SimCtx, w: &mut World) -> Result<(), Violation> {
+fn check_logs(ctx: &Driver, w: &mut World) -> Result<(), Violation> {
     check_one_leader_per_term_in(ctx, &w.leaders)?;
     let disks: Vec<(u32, consensus::Durable<u64>)> =
         w.stores.iter().map(|(n, s)| (*n, s.snapshot())).collect();
@@ -216,7 +214,7 @@ fn check_logs(ctx: &SimCtx, w: &mut World) -> Result<(), Violation> {
     Ok(())
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     start_members(&ctx, &world);
     let every = Duration::from_millis(100);

@@ -14,9 +14,7 @@ use groundhog_runtime::coord::election::{self, ElectionStore, Leadership};
 use groundhog_runtime::rt::{self, Duration};
 use groundhog_runtime::supervisor::{self, Spec, Strategy};
 use groundhog_runtime::{Ctx, ExitReason, Registry};
-use groundhog_sim::{
-    BoxFuture, Check, Ctx as SimCtx, Fault, FaultPlan, Scenario, Setup, Violation,
-};
+use groundhog_sim::{BoxFuture, Check, Driver, Fault, FaultPlan, Scenario, Setup, Violation};
 
 use super::{lock, start_node};
 
@@ -52,12 +50,12 @@ impl Scenario for Elections {
         super::consensus::setup()
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-fn start(ctx: &SimCtx, world: &Shared) {
+fn start(ctx: &Driver, world: &Shared) {
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     for n in 0..nodes {
         let world = world.clone();
@@ -115,7 +113,7 @@ async fn follow(ctx: Ctx<()>, world: Shared, n: u32) {
     }
 }
 
-fn check_safety(ctx: &SimCtx, w: &World) -> Result<(), Violation> {
+fn check_safety(ctx: &Driver, w: &World) -> Result<(), Violation> {
     super::consensus::check_one_leader_per_term_in(ctx, &w.leaders)?;
     for (n, seen) in &w.learned {
         for l in seen {
@@ -134,7 +132,7 @@ fn check_safety(ctx: &SimCtx, w: &World) -> Result<(), Violation> {
     Ok(())
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     start(&ctx, &world);
     let every = Duration::from_millis(100);

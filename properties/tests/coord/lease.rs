@@ -17,7 +17,7 @@ use groundhog_runtime::coord::lease::{self, Config, FencedResource, LeaseStore, 
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{Ctx, Event, ExitReason, Pid};
-use groundhog_sim::{BoxFuture, Check, Ctx as SimCtx, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Check, Driver, Scenario, Setup, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -66,7 +66,7 @@ impl Scenario for Fencing {
         super::consensus::setup().node_range(3..=3)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
@@ -125,7 +125,7 @@ async fn client(ctx: Ctx<()>, world: Shared, mut rng: rt::ChaCha8Rng) {
     }
 }
 
-fn check(ctx: &SimCtx, w: &World) -> Result<(), Violation> {
+fn check(ctx: &Driver, w: &World) -> Result<(), Violation> {
     ctx.check("one-grant-per-token", w.twice.is_none(), || {
         format!("token {:?} was granted twice", w.twice)
     })?;
@@ -142,7 +142,7 @@ fn check(ctx: &SimCtx, w: &World) -> Result<(), Violation> {
     })
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     for n in 0..nodes {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::agent_monitor::{self, Health, HealthCheck, HealthReport, MonitorConfig};
 use groundhog_runtime::rt::{self, Duration, NetConfig, Stream};
 use groundhog_runtime::{Ctx, Event, ExitReason, Pid};
-use groundhog_sim::{BoxFuture, Check, Ctx as SimCtx, FaultPlan, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Check, Driver, FaultPlan, Scenario, Setup, Violation};
 use rand::Rng;
 
 use super::cluster::{self, lock};
@@ -48,7 +48,7 @@ impl Scenario for RemoteAgents {
         })
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
@@ -73,7 +73,7 @@ fn spawn_agent(node: &groundhog_runtime::Node, life: Option<(Duration, ExitReaso
     })
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let seed = ctx.seed();
     for n in 0..2 {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use groundhog_runtime::rt::{self, Duration, Instant, NetConfig, Stream};
 use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Pid};
-use groundhog_sim::{BoxFuture, Check, Ctx as SimCtx, Scenario, Setup, Violation};
+use groundhog_sim::{BoxFuture, Check, Driver, Scenario, Setup, Violation};
 use rand::Rng;
 
 use super::cluster::{self, lock, DOWN_AFTER, HEARTBEAT};
@@ -48,12 +48,12 @@ impl Scenario for CallUnderFailure {
         })
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let seed = ctx.seed();
     for n in 0..2 {

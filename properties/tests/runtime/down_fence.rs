@@ -25,9 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use groundhog_runtime::rt::{self, Duration, NetConfig, Stream};
 use groundhog_runtime::{Ctx, Event, ExitReason, Pid, Ref};
-use groundhog_sim::{
-    BoxFuture, Check, Ctx as SimCtx, FaultKind, FaultMix, Scenario, Setup, Violation,
-};
+use groundhog_sim::{BoxFuture, Check, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
 use rand::Rng;
 
 use super::cluster::{self, lock};
@@ -96,7 +94,7 @@ impl Scenario for DownFence {
         })
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
@@ -197,7 +195,7 @@ async fn talk(ctx: Ctx<()>, world: Shared, me: u32, mut rng: rt::ChaCha8Rng) {
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let seed = ctx.seed();
     for n in 0..NODES {

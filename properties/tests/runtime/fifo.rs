@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::rt::{self, Duration, NetConfig, Stream};
 use groundhog_runtime::{Ctx, Event, ExitReason, Pid};
 use groundhog_sim::{
-    BoxFuture, Check, Ctx as SimCtx, FaultKind, FaultMix, FaultPlan, Scenario, Setup, Violation,
+    BoxFuture, Check, Driver, FaultKind, FaultMix, FaultPlan, Scenario, Setup, Violation,
 };
 use rand::Rng;
 
@@ -60,12 +60,12 @@ impl Scenario for Fifo {
             .node_range(3..=5)
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let nodes = ctx.nodes();
     let seed = ctx.seed();

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use groundhog_runtime::rt::{self, Duration, NetConfig, Stream};
 use groundhog_runtime::{Ctx, Event, ExitReason, Pid};
-use groundhog_sim::{BoxFuture, Check, Ctx as SimCtx, FaultPlan, Scenario, Setup, Sim, Violation};
+use groundhog_sim::{BoxFuture, Check, Driver, FaultPlan, Scenario, Setup, Sim, Violation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -83,12 +83,12 @@ impl Scenario for MonitorRace {
         })
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let seed = ctx.seed();
     for n in 0..2 {
@@ -346,7 +346,7 @@ impl Scenario for DownOrder {
         })
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive_order(ctx))
     }
 }
@@ -401,7 +401,7 @@ async fn order_watcher(
     ExitReason::Normal
 }
 
-async fn drive_order(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive_order(ctx: Driver) -> Result<(), Violation> {
     let world: Arc<Mutex<OrderWorld>> = Arc::default();
     for n in 0..2 {
         let world = world.clone();

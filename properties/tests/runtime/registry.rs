@@ -11,9 +11,7 @@ use futures::channel::oneshot;
 use groundhog_runtime::rt::{self, Duration};
 use groundhog_runtime::{Ctx, ExitReason, Pid, Registry};
 use groundhog_scenarios::{SplitRegistry, StaleRegistry};
-use groundhog_sim::{
-    BoxFuture, Check, Ctx as SimCtx, Fault, FaultPlan, Scenario, Setup, Sim, Violation,
-};
+use groundhog_sim::{BoxFuture, Check, Driver, Fault, FaultPlan, Scenario, Setup, Sim, Violation};
 use proptest::prelude::*;
 
 use super::cluster::{self, lock};
@@ -49,7 +47,7 @@ impl Scenario for Names {
         Setup::new(NODES, cluster::no_faults(4_000))
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx))
     }
 }
@@ -75,7 +73,7 @@ fn partition_plan() -> FaultPlan {
     )
 }
 
-async fn drive(ctx: SimCtx) -> Result<(), Violation> {
+async fn drive(ctx: Driver) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     for n in 0..NODES {
         let world = world.clone();
@@ -149,7 +147,7 @@ fn acked_of(world: &Shared, nodes: &[u32]) -> BTreeMap<String, Pid> {
 }
 
 /// `registered()` as node `n` sees it, read on that node.
-async fn view(ctx: &SimCtx, world: &Shared, n: u32) -> BTreeMap<String, Pid> {
+async fn view(ctx: &Driver, world: &Shared, n: u32) -> BTreeMap<String, Pid> {
     let registry = lock(world).registries.get(&n).cloned();
     let (tx, rx) = oneshot::channel();
     ctx.spawn_on(n, async move {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::rt::{Duration, Instant};
 use groundhog_runtime::supervisor::{self, ChildSpec, Restart, Spec, Strategy as Sup};
 use groundhog_runtime::{Ctx, Event, ExitReason, Pid, SpawnOpts, StartError};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, Scenario, Setup, Sim, Violation};
+use groundhog_sim::{BoxFuture, Driver, Scenario, Setup, Sim, Violation};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
@@ -374,7 +374,7 @@ impl Scenario for Supervision {
         Setup::new(1, cluster::no_faults(10))
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx, self.0.clone()))
     }
 }
@@ -454,7 +454,7 @@ async fn down(ctx: &mut Ctx<()>, pid: Pid) {
     }
 }
 
-async fn drive(ctx: SimCtx, case: Case) -> Result<(), Violation> {
+async fn drive(ctx: Driver, case: Case) -> Result<(), Violation> {
     let n = case.restarts.len();
     let world = Arc::new(Mutex::new(World {
         pids: vec![None; n],

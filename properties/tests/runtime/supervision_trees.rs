@@ -12,7 +12,7 @@ use groundhog_runtime::supervisor::{
     self, task, ChildSpec, Restart, Shutdown, Spec, StartFuture, Strategy as Sup,
 };
 use groundhog_runtime::{Ctx, Event, ExitReason, Node, Pid, SpawnOpts, StartError};
-use groundhog_sim::{BoxFuture, Ctx as SimCtx, Scenario, Setup, Sim, Violation};
+use groundhog_sim::{BoxFuture, Driver, Scenario, Setup, Sim, Violation};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
@@ -239,12 +239,12 @@ impl Scenario for Trees {
         Setup::new(1, cluster::no_faults(10))
     }
 
-    fn run(&self, ctx: SimCtx) -> BoxFuture<Result<(), Violation>> {
+    fn run(&self, ctx: Driver) -> BoxFuture<Result<(), Violation>> {
         Box::pin(drive(ctx, self.0.clone()))
     }
 }
 
-async fn drive(ctx: SimCtx, case: Case) -> Result<(), Violation> {
+async fn drive(ctx: Driver, case: Case) -> Result<(), Violation> {
     let world: Shared = Arc::default();
     let (w, c) = (world.clone(), case.clone());
     ctx.start_node(0, move |node| {

@@ -1,5 +1,5 @@
 use groundhog_sim::checker::Counter;
-async fn drive(ctx: groundhog_sim::Ctx) -> Result<(), groundhog_sim::Violation> {
+async fn drive(ctx: groundhog_sim::Driver) -> Result<(), groundhog_sim::Violation> {
     let history = ctx.history(); // clone it into node programs
     let op = history.invoke("client1", "counter", "add", 1i64);
     // ... send the increment; on the answer:
