@@ -25,7 +25,7 @@ use groundhog_sim::{
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
-use crate::{config, simulated};
+use crate::config;
 
 mod relay;
 
@@ -375,10 +375,8 @@ impl Scenario for RegistryModel {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn agent_registry_matches_its_model() {
-    if !simulated() {
-        return;
-    }
     let mut runner = TestRunner::new(config(crate::cases(48), file!()));
     let result = runner.run(
         &(prop::collection::vec(step_strategy(), 1..25), 1usize..4),
@@ -407,10 +405,8 @@ fn agent_registry_matches_its_model() {
 /// index, killed writers and node crashes, deterministically; the flawed one (one call per op)
 /// is caught on the first seed.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn transaction_rollback_fixed_holds_and_flawed_is_caught() {
-    if !simulated() {
-        return;
-    }
     let summary = Check::new(&TransactionRollback)
         .variant("fixed")
         .seeds(0..40)

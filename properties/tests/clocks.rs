@@ -4,8 +4,6 @@
 use groundhog_scenarios::SplitRegistry;
 use groundhog_sim::{Fault, FaultKind, FaultMix, FaultPlan, PlanLimits, Scenario, Sim, TimedFault};
 
-use crate::simulated;
-
 /// `clock-skew` and `clock-drift` read and print as the rest of the vocabulary does, are
 /// bounded, and a generated episode is undone by the opposite jump or by stopping the drift.
 #[test]
@@ -93,10 +91,8 @@ fn clock_faults_in_plan_files_and_generated_plans() {
 /// told, on every seed tried. The conflict rule ranks by Lamport stamp and pid, so no clock
 /// enters it. The trace shows each skewed node's own reading (`local=`).
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn the_cluster_registry_converges_under_skew() {
-    if !simulated() {
-        return;
-    }
     let skews = [
         (
             1,

@@ -20,13 +20,8 @@ mod strategies;
 
 use std::path::PathBuf;
 
-use groundhog_runtime::rt;
 use groundhog_sim::{FaultPlan, Report, Scenario, Sim};
 use proptest::test_runner::{Config, RngSeed};
-
-pub fn simulated() -> bool {
-    rt::SIMULATED
-}
 
 /// Proptest settings: a fixed generator seed so CI explores the same cases every time;
 /// failures found are kept in `<test file>.proptest-regressions` beside `source_file`, committed

@@ -10,7 +10,7 @@ use groundhog_sim::{Scenario, Sim};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
-use crate::{config, run_with_plan, simulated, strategies};
+use crate::{config, run_with_plan, strategies};
 
 fn fixed_passes_any_plan(scenario: &dyn Scenario, nodes: u32) {
     fixed_passes_plans(scenario, nodes, 128);
@@ -37,49 +37,43 @@ fn fixed_passes_plans(scenario: &dyn Scenario, nodes: u32, cases: u32) {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn fixed_ping_pong_holds_under_any_plan() {
-    if simulated() {
-        fixed_passes_any_plan(&PingPong, 3);
-    }
+    fixed_passes_any_plan(&PingPong, 3);
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn fixed_lost_update_holds_under_any_plan() {
-    if simulated() {
-        fixed_passes_any_plan(&LostUpdate, 4);
-    }
+    fixed_passes_any_plan(&LostUpdate, 4);
 }
 
 /// The single-node catalogue scenarios: crashes, pauses and restarts at arbitrary times.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn fixed_single_node_scenarios_hold_under_any_plan() {
-    if simulated() {
-        fixed_passes_plans(&SupervisorLimits, 1, 32);
-        fixed_passes_plans(&BlockingCall, 1, 32);
-        fixed_passes_plans(&LeakedTimer, 1, 32);
-        fixed_passes_plans(&UnboundedTable, 1, 32);
-        fixed_passes_plans(&ReadBottleneck, 1, 32);
-        fixed_passes_plans(&FullScan, 1, 32);
-    }
+    fixed_passes_plans(&SupervisorLimits, 1, 32);
+    fixed_passes_plans(&BlockingCall, 1, 32);
+    fixed_passes_plans(&LeakedTimer, 1, 32);
+    fixed_passes_plans(&UnboundedTable, 1, 32);
+    fixed_passes_plans(&ReadBottleneck, 1, 32);
+    fixed_passes_plans(&FullScan, 1, 32);
 }
 
 /// The multi-node catalogue scenarios on the runtime: fewer cases, each run is longer.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn fixed_runtime_scenarios_hold_under_any_plan() {
-    if simulated() {
-        fixed_passes_plans(&MonitorRace, 3, 16);
-        fixed_passes_plans(&OrphanTask, 3, 16);
-        fixed_passes_plans(&StaleRegistry, 3, 16);
-        fixed_passes_plans(&SplitRegistry, 3, 16);
-        fixed_passes_plans(&TransactionRollback, 1, 16);
-    }
+    fixed_passes_plans(&MonitorRace, 3, 16);
+    fixed_passes_plans(&OrphanTask, 3, 16);
+    fixed_passes_plans(&StaleRegistry, 3, 16);
+    fixed_passes_plans(&SplitRegistry, 3, 16);
+    fixed_passes_plans(&TransactionRollback, 1, 16);
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn any_plan_replays_to_the_same_hash() {
-    if !simulated() {
-        return;
-    }
     let mut runner = TestRunner::new(config(24, file!()));
     runner
         .run(

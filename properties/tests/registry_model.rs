@@ -15,7 +15,7 @@ use groundhog_runtime::{
 };
 use proptest::prelude::*;
 
-use crate::{config, simulated};
+use crate::config;
 
 const NAMES: usize = 4;
 
@@ -180,10 +180,8 @@ proptest! {
     #![proptest_config(config(crate::cases(64), file!()))]
 
     #[test]
+    #[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
     fn registry_matches_its_model(cluster in any::<bool>(), ops in prop::collection::vec(op(), 1..60)) {
-        if !simulated() {
-            return Ok(());
-        }
         let world = rt::World::new(0, &NetConfig::default(), Some(Duration::from_secs(600)))
             .expect("a simulated world");
         let outcome = world.block_on(run(cluster, ops));

@@ -4,13 +4,11 @@
 use groundhog_scenarios::{catalogue, PingPong};
 use proptest::test_runner::{Config, TestError, TestRunner};
 
-use crate::{config, run_with_plan, simulated, strategies};
+use crate::{config, run_with_plan, strategies};
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_failing_plan_shrinks_and_its_repro_line_replays_it() {
-    if !simulated() {
-        return;
-    }
     // On a clean network, flawed ping-pong only double-delivers when the plan loses or delays a
     // pong; proptest finds such a plan and shrinks it.
     // This test expects a failure: nothing to persist as a regression.

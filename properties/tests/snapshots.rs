@@ -4,16 +4,12 @@
 use groundhog_scenarios::catalogue;
 use groundhog_sim::Sim;
 
-use crate::simulated;
-
 /// The seed whose trace each variant snapshots.
 const SEED: u64 = 1;
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn catalogue_traces() {
-    if !simulated() {
-        return;
-    }
     for scenario in catalogue().iter() {
         for variant in scenario.variants() {
             let report = Sim::new(SEED)

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::{groundhog, simulated, stderr, stdout};
+use crate::{groundhog, stderr, stdout};
 
 /// A command line, and a piece of the one line it must print on stderr.
 const COMMAND_LINES: &[(&str, &str)] = &[
@@ -164,20 +164,16 @@ fn refused(args: &[&str], expect: &str) {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn every_bad_command_line_of_the_audit_exits_2_with_one_line() {
-    if !simulated() {
-        return;
-    }
     for (line, expect) in COMMAND_LINES {
         refused(&words(line), expect);
     }
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn every_bad_plan_of_the_audit_exits_2_with_one_line_naming_the_file() {
-    if !simulated() {
-        return;
-    }
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     for (i, (text, expect)) in PLANS.iter().enumerate() {
         let path = dir.join(format!("audit-plan-{i}.toml"));
@@ -194,10 +190,8 @@ fn every_bad_plan_of_the_audit_exits_2_with_one_line_naming_the_file() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_plan_that_is_not_a_regular_file_or_too_large_is_refused_before_reading() {
-    if !simulated() {
-        return;
-    }
     refused(
         &["run", "ping-pong", "--seed", "1", "--plan", "/dev/zero"],
         "not a regular file",
@@ -234,10 +228,8 @@ fn a_plan_that_is_not_a_regular_file_or_too_large_is_refused_before_reading() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_plan_with_intensity_or_kinds_is_contradictory() {
-    if !simulated() {
-        return;
-    }
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("audit-quiet.toml");
     std::fs::write(&path, "quiet_at_ms = 100\n").unwrap();
     let p = path.to_str().unwrap();
@@ -282,10 +274,8 @@ fn a_plan_with_intensity_or_kinds_is_contradictory() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn every_plan_that_run_accepts_plan_prints_and_the_reverse() {
-    if !simulated() {
-        return;
-    }
     // `plan` used to panic serializing a plan that `run` had accepted.
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let path = dir.join("audit-valid.json");
@@ -319,10 +309,8 @@ fn every_plan_that_run_accepts_plan_prints_and_the_reverse() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn the_whole_seed_space_in_a_million_shards_starts_at_once() {
-    if !simulated() {
-        return;
-    }
     let out = groundhog(&[
         "sweep",
         "ping-pong",

@@ -5,7 +5,6 @@
 use groundhog_scenarios::{LostUpdate, SplitRegistry, StaleRegistry, TransactionRollback};
 use groundhog_sim::{Outcome, Scenario, Sim};
 
-use crate::simulated;
 
 /// The first seed from 0 at which `variant` fails with hand-written checks off, and the
 /// invariant it failed.
@@ -54,10 +53,8 @@ fn caught_by_checker_alone(scenario: &dyn Scenario, checker: &str, seed: u64, fi
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn lost_update_is_caught_by_the_counter_history() {
-    if !simulated() {
-        return;
-    }
     caught_by_checker_alone(&LostUpdate, "counter-history-linearizable", 0, 20);
     // The hand-written checks were really off: they traced `skipped` (and the repro says so).
     let report = Sim::new(0)
@@ -78,26 +75,20 @@ fn lost_update_is_caught_by_the_counter_history() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn stale_registry_is_caught_by_the_owner_map_history() {
-    if !simulated() {
-        return;
-    }
     caught_by_checker_alone(&StaleRegistry, "owner-lookups-linearizable", 0, 20);
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn split_registry_is_caught_by_the_converged_register_history() {
-    if !simulated() {
-        return;
-    }
     caught_by_checker_alone(&SplitRegistry, "reads-after-heal-agree", 0, 20);
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn transaction_rollback_is_caught_by_the_anomaly_checker() {
-    if !simulated() {
-        return;
-    }
     caught_by_checker_alone(&TransactionRollback, "batches-serializable", 1, 20);
     // The verdict names the anomaly and the transactions on it: seed 1's batch #16 failed,
     // yet the writer's next read (#17) saw a record that batch wrote.
@@ -122,10 +113,8 @@ fn transaction_rollback_is_caught_by_the_anomaly_checker() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn diff_prints_both_verdicts_and_the_first_difference() {
-    if !simulated() {
-        return;
-    }
     let out = crate::groundhog(&["diff", "lost-update", "--seed", "1"]);
     let text = crate::stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
@@ -163,10 +152,8 @@ fn diff_prints_both_verdicts_and_the_first_difference() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn replay_writes_the_history_as_json() {
-    if !simulated() {
-        return;
-    }
     let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lost-update-1.json");
     let file = path.to_str().unwrap();
     let out = crate::groundhog(&["replay", "lost-update", "--seed", "1", "--history", file]);

@@ -1,6 +1,6 @@
 //! The command line: results, repro lines, exit codes, bad input.
 
-use crate::{groundhog, hash_of, simulated, stderr, stdout};
+use crate::{groundhog, hash_of, stderr, stdout};
 
 #[test]
 fn list_names_every_scenario_with_variants() {
@@ -16,10 +16,8 @@ fn list_names_every_scenario_with_variants() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_failure_prints_a_repro_line_that_reproduces_its_hash() {
-    if !simulated() {
-        return;
-    }
     let out = groundhog(&["run", "lost-update", "--variant", "flawed", "--seed", "17"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let text = stdout(&out);
@@ -56,10 +54,8 @@ fn a_failure_prints_a_repro_line_that_reproduces_its_hash() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn same_seed_same_output_byte_for_byte_across_processes() {
-    if !simulated() {
-        return;
-    }
     for scenario in ["ping-pong", "lost-update"] {
         let a = groundhog(&["replay", scenario, "--seed", "5"]);
         let b = groundhog(&["replay", scenario, "--seed", "5"]);
@@ -73,10 +69,8 @@ fn same_seed_same_output_byte_for_byte_across_processes() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn flawed_sweep_fails_with_repro_lines_that_reproduce_and_fixed_passes() {
-    if !simulated() {
-        return;
-    }
     let flawed = groundhog(&[
         "sweep",
         "lost-update",
@@ -127,10 +121,8 @@ fn flawed_sweep_fails_with_repro_lines_that_reproduce_and_fixed_passes() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn sweep_json_shards_and_env_mirrors() {
-    if !simulated() {
-        return;
-    }
     let out = groundhog(&[
         "sweep",
         "ping-pong",
@@ -185,10 +177,8 @@ fn sweep_json_shards_and_env_mirrors() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn fail_fast_stops_early() {
-    if !simulated() {
-        return;
-    }
     let out = groundhog(&[
         "sweep",
         "lost-update",
@@ -272,10 +262,8 @@ fn bad_input_gets_one_line_and_exit_2() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_users_own_binary_names_itself_and_bare_invocation_prints_usage() {
-    if !simulated() {
-        return;
-    }
     let mine = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mine");
     std::fs::copy(env!("CARGO_BIN_EXE_groundhog"), &mine).unwrap();
     let run = |args: &[&str]| {
@@ -307,10 +295,8 @@ fn a_users_own_binary_names_itself_and_bare_invocation_prints_usage() {
 /// Catches the flag being parsed but not applied (no `buggify on` note, no site firing), a repro
 /// line that drops it (the replay's hash differs), and buggify leaking into runs without it.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn buggify_flag_turns_buggify_on_and_its_repro_line_replays() {
-    if !simulated() {
-        return;
-    }
     let plain = groundhog(&["run", "lost-update", "--variant", "flawed", "--seed", "17"]);
     let plain_line = stdout(&plain).lines().next().unwrap().to_string();
     assert_eq!(

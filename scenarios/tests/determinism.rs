@@ -4,13 +4,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use groundhog_sim::{cli, BoxFuture, Catalogue, Driver, FaultMix, Scenario, Setup, Violation};
 
-use crate::{groundhog, simulated, stdout};
+use crate::{groundhog, stdout};
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn the_whole_catalogue_is_deterministic() {
-    if !simulated() {
-        return;
-    }
     // A debug build: few seeds here; CI also runs `check --all --seeds 0..200` and `prove --all`
     // with the release binary.
     let out = groundhog(&["check", "--all", "--seeds", "0..30"]);
@@ -54,10 +52,8 @@ impl Scenario for Nondeterministic {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn nondeterminism_exits_3_and_shows_the_first_diverging_events() {
-    if !simulated() {
-        return;
-    }
     let catalogue = Catalogue::new().with(Nondeterministic);
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = cli::run(

@@ -5,8 +5,6 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::rt::Duration;
 use groundhog_sim::{BoxFuture, Driver, FaultMix, FaultPlan, Scenario, Setup, Sim, Violation};
 
-use crate::simulated;
-
 /// Records what its driver was told, and when `quiesce` returned.
 #[derive(Default, Clone)]
 struct Seen(Arc<Mutex<Vec<(Duration, Duration, Duration)>>>);
@@ -36,10 +34,8 @@ impl Scenario for Seen {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn the_driver_sees_the_plans_quiet_time_and_its_settle_time() {
-    if !simulated() {
-        return;
-    }
     for quiet_ms in [700, 2_300] {
         let scenario = Seen::default();
         Sim::new(1)

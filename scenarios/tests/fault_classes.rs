@@ -5,13 +5,9 @@ use groundhog_runtime::rt;
 use groundhog_scenarios::Failover;
 use groundhog_sim::{BoxFuture, Check, Driver, Durations, Scenario, Setup, Violation};
 
-use crate::simulated;
-
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn failover_is_caught_only_by_outages_longer_than_failure_detection() {
-    if !simulated() {
-        return;
-    }
     let first = Check::new(&Failover)
         .variant("flawed")
         .seeds(0..20)
@@ -66,10 +62,8 @@ impl Scenario for Unreached {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_sweep_counts_coverage_points_and_check_fails_on_a_point_never_hit() {
-    if !simulated() {
-        return;
-    }
     let summary = groundhog_sim::Sweep::new(
         vec![(&Unreached as &dyn Scenario, "only".to_string())],
         groundhog_sim::SeedRange(0..10),
@@ -107,10 +101,8 @@ fn a_sweep_counts_coverage_points_and_check_fails_on_a_point_never_hit() {
 /// passes; with them the first seeds fail. Catches a store that keeps state across restarts in
 /// the flawed variant, and a `kill-process` that misses the supervisor's child.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn amnesiac_restart_is_caught_only_by_faults_aimed_at_processes() {
-    if !simulated() {
-        return;
-    }
     use groundhog_scenarios::AmnesiacRestart;
     use groundhog_sim::FaultKind;
     let first = Check::new(&AmnesiacRestart)
@@ -152,10 +144,8 @@ fn amnesiac_restart_is_caught_only_by_faults_aimed_at_processes() {
 /// to give up. Catches buggify never firing when the scenario turns it on, and a flawed client
 /// that waits as long as the fixed one.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn impatient_lookup_is_caught_only_with_buggify() {
-    if !simulated() {
-        return;
-    }
     use groundhog_scenarios::ImpatientLookup;
     let first = Check::new(&ImpatientLookup)
         .variant("flawed")
@@ -182,10 +172,8 @@ fn impatient_lookup_is_caught_only_with_buggify() {
 /// first seeds fail. Catches a flawed client that does not trust its own clock, and clock faults
 /// that do not reach the clients' wall clocks.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn lease_drift_is_caught_only_by_clock_faults() {
-    if !simulated() {
-        return;
-    }
     use groundhog_scenarios::LeaseDrift;
     use groundhog_sim::FaultKind;
     let first = Check::new(&LeaseDrift)
@@ -216,10 +204,8 @@ fn lease_drift_is_caught_only_by_clock_faults() {
 /// passes; with it the first seeds fail. Catches a disk whose kill keeps unsynced writes, and a
 /// flawed server that syncs before acknowledging.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn unsynced_ack_is_caught_only_by_crashes_of_a_buffering_disk() {
-    if !simulated() {
-        return;
-    }
     use groundhog_scenarios::UnsyncedAck;
     use groundhog_sim::FaultKind;
     let first = Check::new(&UnsyncedAck)

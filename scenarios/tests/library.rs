@@ -3,13 +3,9 @@
 use groundhog_scenarios::{LostUpdate, PingPong};
 use groundhog_sim::{Check, Outcome, Sim};
 
-use crate::simulated;
-
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn check_passes_fixed_variants_and_catches_flawed_ones() {
-    if !simulated() {
-        return;
-    }
     let summary = Check::new(&PingPong)
         .variant("fixed")
         .seeds(0..100)
@@ -26,10 +22,8 @@ fn check_passes_fixed_variants_and_catches_flawed_ones() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn check_panics_with_the_repro_line() {
-    if !simulated() {
-        return;
-    }
     let panic = std::panic::catch_unwind(|| {
         Check::new(&LostUpdate)
             .variant("flawed")
@@ -46,10 +40,8 @@ fn check_panics_with_the_repro_line() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_report_carries_outcome_trace_hash_time_and_counts() {
-    if !simulated() {
-        return;
-    }
     let report = Sim::new(8).variant("flawed").run(&LostUpdate).unwrap();
     assert!(
         matches!(&report.outcome, Outcome::Violated(v) if v.invariant == "count-equals-acked-increments")
@@ -116,10 +108,8 @@ impl groundhog_sim::Scenario for Worker {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn kill_process_kills_the_named_task_and_traces_it() {
-    if !simulated() {
-        return;
-    }
     let untouched = Sim::new(1).run(&Worker).unwrap();
     assert!(untouched
         .trace
@@ -152,10 +142,8 @@ fn kill_process_kills_the_named_task_and_traces_it() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_run_past_its_time_limit_fails_instead_of_hanging() {
-    if !simulated() {
-        return;
-    }
     let report = Sim::new(1).variant("hangs").run(&Worker).unwrap();
     assert!(
         matches!(&report.outcome, Outcome::Panicked { .. }),
@@ -231,10 +219,8 @@ impl groundhog_sim::Scenario for Supervised {
 /// (no restart line for the new pid), killing without a signal (no `signal` / `down` lines),
 /// or sending exit-process as an untrappable kill.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn process_faults_kill_runtime_processes_by_pid_name_and_supervisor_child() {
-    if !simulated() {
-        return;
-    }
     use groundhog_sim::{Fault, FaultPlan, Target};
     let child = || Target::Child {
         supervisor: "top".into(),
@@ -353,10 +339,8 @@ fn process_faults_kill_runtime_processes_by_pid_name_and_supervisor_child() {
 /// fixed variant still holds. Catches buggify drawing or tracing while off (a changed hash), and
 /// a plan key that is read but not applied.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn buggify_fires_only_when_the_run_asks_and_replays() {
-    if !simulated() {
-        return;
-    }
     use groundhog_scenarios::AmnesiacRestart;
     let mut fired = std::collections::BTreeSet::new();
     for seed in 0..12 {
@@ -418,10 +402,8 @@ fn buggify_fires_only_when_the_run_asks_and_replays() {
 /// Failure messages write pids as the docs and traces do (`<1.1.9>`), never in Rust's `Debug`
 /// form (`Pid { node: 1, .. }`, `Some(..)`): the first failing seed of each flawed variant.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn failure_messages_write_pids_as_the_docs_do() {
-    if !simulated() {
-        return;
-    }
     groundhog_sim::quiet_panics_in_runs();
     for scenario in groundhog_scenarios::catalogue().iter() {
         if !scenario.variants().contains(&"flawed") {

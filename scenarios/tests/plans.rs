@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::{groundhog, hash_of, simulated, stderr, stdout};
+use crate::{groundhog, hash_of, stderr, stdout};
 
 fn write(name: &str, text: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -62,10 +62,8 @@ fn malformed_plans_are_rejected_saying_where() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_plan_file_drives_the_run_and_appears_in_the_repro_line() {
-    if !simulated() {
-        return;
-    }
     let path = write(
         "partition.toml",
         "quiet_at_ms = 2000\n\
@@ -130,10 +128,8 @@ fn a_plan_file_drives_the_run_and_appears_in_the_repro_line() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_generated_plan_written_to_a_file_replays_the_same_run() {
-    if !simulated() {
-        return;
-    }
     let plan = groundhog(&["plan", "lost-update", "--seed", "21"]);
     assert_eq!(plan.status.code(), Some(0));
     let path = write("generated-21.toml", &stdout(&plan));

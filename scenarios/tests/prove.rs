@@ -3,13 +3,11 @@
 
 use groundhog_sim::{cli, BoxFuture, Catalogue, Driver, FaultMix, Scenario, Setup, Violation};
 
-use crate::{groundhog, simulated, stdout};
+use crate::{groundhog, stdout};
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn prove_all_proves_the_catalogue() {
-    if !simulated() {
-        return;
-    }
     // Small numbers keep the debug-build test quick; CI runs the release binary with defaults.
     let out = groundhog(&[
         "prove",
@@ -96,10 +94,8 @@ fn prove_rigged(rigged: Rigged) -> (u8, String) {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn seeds_to_failure_are_counted_per_range() {
-    if !simulated() {
-        return;
-    }
     // Ranges start at 0, 10, 20: the first failures are seeds 2, 10 and 24.
     let (code, text) = prove_rigged(Rigged {
         flawed_fails: |s| matches!(s, 2 | 10 | 24 | 25),
@@ -114,10 +110,8 @@ fn seeds_to_failure_are_counted_per_range() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_flaw_missed_within_budget_is_not_proven() {
-    if !simulated() {
-        return;
-    }
     // The range starting at 10 has no failure in its first 5 seeds (budget 5).
     let (code, text) = prove_rigged(Rigged {
         flawed_fails: |s| s == 0 || s == 16 || s == 20,
@@ -132,10 +126,8 @@ fn a_flaw_missed_within_budget_is_not_proven() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_failing_fixed_seed_is_not_proven_and_prints_its_repro() {
-    if !simulated() {
-        return;
-    }
     let (code, text) = prove_rigged(Rigged {
         flawed_fails: |_| true,
         fixed_fails: |s| s == 13,

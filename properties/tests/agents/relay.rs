@@ -23,7 +23,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
 use super::restarted;
-use crate::{config, simulated};
+use crate::config;
 
 const SEC: Duration = Duration::from_secs(1);
 const IDS: [&str; 3] = ["a", "b", "c"];
@@ -266,10 +266,8 @@ impl Scenario for RelayModel {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn the_relay_never_removes_a_live_acknowledged_agent() {
-    if !simulated() {
-        return;
-    }
     let mut runner = TestRunner::new(config(crate::cases(32), file!()));
     let result = runner.run(
         &(prop::collection::vec(step_strategy(), 1..30), 0u64..4),

@@ -162,10 +162,8 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_barrier_is_whole_under_faults_and_passes_after_the_heal() {
-    if !crate::simulated() {
-        return;
-    }
     Check::new(&Barriers)
         .variant("faults")
         .seeds(super::cases(8))

@@ -286,10 +286,8 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn raft_keeps_safety_under_faults_and_recovers_after_them() {
-    if !crate::simulated() {
-        return;
-    }
     Check::new(&Raft)
         .variant("faults")
         .seeds(super::cases(8))
@@ -297,10 +295,8 @@ fn raft_keeps_safety_under_faults_and_recovers_after_them() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn raft_on_five_nodes_keeps_safety_under_faults() {
-    if !crate::simulated() {
-        return;
-    }
     Check::new(&Raft)
         .variant("faults")
         .sim(|s| s.nodes(5))

@@ -195,10 +195,8 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn one_leader_per_term_and_followers_learn_it_under_faults() {
-    if !crate::simulated() {
-        return;
-    }
     Check::new(&Elections)
         .variant("faults")
         .seeds(super::cases(6))
@@ -206,10 +204,8 @@ fn one_leader_per_term_and_followers_learn_it_under_faults() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_leader_cut_off_from_the_majority_steps_down() {
-    if !crate::simulated() {
-        return;
-    }
     for cut in 0..3u32 {
         let others: Vec<u32> = (0..3).filter(|n| *n != cut).collect();
         let plan = FaultPlan::timed(

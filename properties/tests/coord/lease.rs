@@ -233,10 +233,8 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_fenced_resource_never_accepts_a_stale_write_under_faults() {
-    if !crate::simulated() {
-        return;
-    }
     Check::new(&Fencing)
         .variant("faults")
         .seeds(super::cases(8))

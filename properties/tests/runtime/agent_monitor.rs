@@ -178,10 +178,8 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn each_remote_agent_is_reported_down_exactly_once() {
-    if !cluster::simulated() {
-        return;
-    }
     Check::new(&RemoteAgents)
         .variant("plain")
         .sim(|s| s.plan(FaultPlan::quiet(2_000)))
@@ -191,10 +189,8 @@ fn each_remote_agent_is_reported_down_exactly_once() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn agents_on_a_crashed_node_are_reported_down_exactly_once() {
-    if !cluster::simulated() {
-        return;
-    }
     let crash = cluster::crash_node_1(300, 1_500, 2_000);
     Check::new(&RemoteAgents)
         .variant("crash")
@@ -204,10 +200,8 @@ fn agents_on_a_crashed_node_are_reported_down_exactly_once() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn agents_cut_off_by_a_partition_are_reported_down_exactly_once() {
-    if !cluster::simulated() {
-        return;
-    }
     let cut = cluster::cut_0_from_1(300, 1_200, 2_000);
     Check::new(&RemoteAgents)
         .variant("partition")

@@ -130,10 +130,8 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn calls_never_hang_when_the_callee_node_crashes() {
-    if !cluster::simulated() {
-        return;
-    }
     let crash = cluster::crash_node_1(700, 2_000, 3_000);
     Check::new(&CallUnderFailure)
         .variant("crash")
@@ -144,10 +142,8 @@ fn calls_never_hang_when_the_callee_node_crashes() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn calls_never_hang_when_the_callee_node_is_partitioned() {
-    if !cluster::simulated() {
-        return;
-    }
     let cut = cluster::cut_0_from_1(700, 2_000, 3_000);
     Check::new(&CallUnderFailure)
         .variant("partition")

@@ -54,8 +54,3 @@ pub fn cut_0_from_1(at_ms: u64, heal_ms: u64, quiet_ms: u64) -> FaultPlan {
         ],
     )
 }
-
-/// Whole simulations need the simulation build; the real build skips them.
-pub fn simulated() -> bool {
-    groundhog_runtime::rt::SIMULATED
-}

@@ -265,10 +265,8 @@ fn cases() -> std::ops::Range<u64> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn nothing_sent_before_a_noconnection_is_delivered_after_it() {
-    if !cluster::simulated() {
-        return;
-    }
     Check::new(&DownFence)
         .variant("faults")
         .seeds(cases())
@@ -280,10 +278,8 @@ fn nothing_sent_before_a_noconnection_is_delivered_after_it() {
 /// then delivers what the clog held. Under the old acceptance of an unheard session this fails
 /// on every seed (the held messages arrive after the `Down`).
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn nothing_held_by_a_clog_from_the_start_is_delivered_after_the_noconnection() {
-    if !cluster::simulated() {
-        return;
-    }
     let plan = groundhog_sim::FaultPlan::timed(
         2_500,
         vec![

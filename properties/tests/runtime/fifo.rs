@@ -135,10 +135,8 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn fifo_holds_under_jitter_and_loss_and_nothing_is_lost() {
-    if !cluster::simulated() {
-        return;
-    }
     Check::new(&Fifo)
         .variant("jitter")
         .sim(|s| s.plan(FaultPlan::quiet(3_000)))
@@ -148,19 +146,15 @@ fn fifo_holds_under_jitter_and_loss_and_nothing_is_lost() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn fifo_holds_under_partitions_clogs_and_pauses() {
-    if !cluster::simulated() {
-        return;
-    }
     Check::new(&Fifo).variant("faults").seeds(0..24).run();
 }
 
 /// Five nodes, generated faults: the size the issue asks throughput figures for.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn fifo_holds_on_five_nodes_with_faults() {
-    if !cluster::simulated() {
-        return;
-    }
     Check::new(&Fifo)
         .variant("faults")
         .sim(|s| s.nodes(5))

@@ -213,10 +213,8 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn exactly_one_down_per_monitor_in_every_interleaving() {
-    if !cluster::simulated() {
-        return;
-    }
     Check::new(&MonitorRace)
         .variant("plain")
         .sim(|s| s.plan(FaultPlan::quiet(2_000)))
@@ -226,10 +224,8 @@ fn exactly_one_down_per_monitor_in_every_interleaving() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn exactly_one_down_when_the_target_node_crashes() {
-    if !cluster::simulated() {
-        return;
-    }
     let crash = cluster::crash_node_1(60, 1_500, 2_000);
     Check::new(&MonitorRace)
         .variant("crash")
@@ -239,10 +235,8 @@ fn exactly_one_down_when_the_target_node_crashes() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn exactly_one_down_when_the_target_node_is_partitioned() {
-    if !cluster::simulated() {
-        return;
-    }
     let cut = cluster::cut_0_from_1(60, 1_200, 2_000);
     Check::new(&MonitorRace)
         .variant("partition")
@@ -283,10 +277,8 @@ fn down_delay_firings(
 /// when the target's node crashes; the runs replay. Catches a held `Down` delivered twice (say,
 /// once more by the node's `NoConnection`) or after a `demonitor`, and the site never firing.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn exactly_one_down_per_monitor_with_down_delays_firing() {
-    if !cluster::simulated() {
-        return;
-    }
     let quiet = FaultPlan::quiet(2_000);
     let fired = down_delay_firings(&MonitorRace, "plain", &quiet, 0..24);
     let crash = cluster::crash_node_1(60, 1_500, 2_000);
@@ -464,10 +456,8 @@ async fn drive_order(ctx: Driver) -> Result<(), Violation> {
 /// (the pair's queue skipped), a held `Down` delivered after its monitor was removed, and a
 /// held signal never released.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn down_delays_keep_per_pair_order() {
-    if !cluster::simulated() {
-        return;
-    }
     Check::new(&DownOrder)
         .variant("plain")
         .sim(|s| s.plan(FaultPlan::quiet(2_000)))

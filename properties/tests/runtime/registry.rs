@@ -157,10 +157,8 @@ async fn view(ctx: &Driver, world: &Shared, n: u32) -> BTreeMap<String, Pid> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn a_crashed_node_loses_its_names_and_survivors_keep_theirs() {
-    if !cluster::simulated() {
-        return;
-    }
     Check::new(&Names)
         .variant("crash")
         .sim(|s| s.plan(crash_plan()))
@@ -170,10 +168,8 @@ fn a_crashed_node_loses_its_names_and_survivors_keep_theirs() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn each_side_of_a_partition_keeps_its_names_and_all_agree_after_heal() {
-    if !cluster::simulated() {
-        return;
-    }
     Check::new(&Names)
         .variant("partition")
         .sim(|s| s.plan(partition_plan()))
@@ -183,10 +179,8 @@ fn each_side_of_a_partition_keeps_its_names_and_all_agree_after_heal() {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn split_registry_resolves_a_long_partition() {
-    if !cluster::simulated() {
-        return;
-    }
     let plan = FaultPlan::timed(
         6_000,
         vec![
@@ -232,14 +226,12 @@ proptest! {
     /// Issue 6: whichever single node crashes, whenever, for however long, no acknowledged
     /// registration of a process on a surviving node is lost (stale-registry's invariants).
     #[test]
+    #[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
     fn no_acknowledged_registration_is_lost_when_one_node_crashes(
         node in 0..3u32,
         at in 100..2_500u64,
         down in prop::option::of(300..1_500u64),
     ) {
-        if !cluster::simulated() {
-            return Ok(());
-        }
         let mut faults = vec![(at, Fault::CrashNode { node })];
         if let Some(down) = down {
             faults.push((at + down, Fault::RestartNode { node }));

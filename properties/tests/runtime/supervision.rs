@@ -22,7 +22,7 @@ use groundhog_sim::{BoxFuture, Driver, Scenario, Setup, Sim, Violation};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
-use super::cluster::{self, lock, simulated};
+use super::cluster::{self, lock};
 use crate::config;
 
 /// What the children, the supervisor and the driver did, in order.
@@ -559,10 +559,8 @@ async fn drive(ctx: Driver, case: Case) -> Result<(), Violation> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn supervisors_follow_the_model_under_any_crash_schedule() {
-    if !simulated() {
-        return;
-    }
     let mut runner = TestRunner::new(config(crate::cases(96), file!()));
     let result = runner.run(&(case(), 0u64..1_000), |(case, seed)| {
         let report = Sim::new(seed)

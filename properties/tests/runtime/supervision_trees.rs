@@ -16,7 +16,7 @@ use groundhog_sim::{BoxFuture, Driver, Scenario, Setup, Sim, Violation};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
-use super::cluster::{self, lock, simulated};
+use super::cluster::{self, lock};
 use crate::config;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -336,10 +336,8 @@ async fn drive(ctx: Driver, case: Case) -> Result<(), Violation> {
 }
 
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn no_process_outlives_its_supervisor_in_any_tree() {
-    if !simulated() {
-        return;
-    }
     let mut runner = TestRunner::new(config(crate::cases(64), file!()));
     let result = runner.run(&(case(), 0u64..1_000), |(case, seed)| {
         let report = Sim::new(seed)
@@ -357,10 +355,8 @@ fn no_process_outlives_its_supervisor_in_any_tree() {
 
 /// Issue 21's trace as a tree: the application exits `Normal` with a task supervisor under it.
 #[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn tasks_stop_when_the_application_exits_normal() {
-    if !simulated() {
-        return;
-    }
     for root in [
         Tree::Tasks {
             forever: vec![true, true],
