@@ -214,14 +214,18 @@ fn check(ctx: &SimCtx, w: &World) -> Result<(), Violation> {
         format!("token {:?} was granted twice", w.twice)
     })?;
     let mixed = interleaved(w);
-    ctx.check("overlapping-holders-do-not-interleave", mixed.is_none(), || {
-        let (a, b, order) = mixed.clone().unwrap();
-        format!(
+    ctx.check(
+        "overlapping-holders-do-not-interleave",
+        mixed.is_none(),
+        || {
+            let (a, b, order) = mixed.clone().unwrap();
+            format!(
             "the holds of tokens {a} and {b} overlapped ({:?}, {:?}) and their accepted writes \
              interleave: {order:?}",
             w.holds[&a], w.holds[&b]
         )
-    })?;
+        },
+    )?;
     let tokens: Vec<u64> = w.accepted.iter().map(|(t, _)| *t).collect();
     let back = tokens.windows(2).position(|p| p[1] < p[0]);
     ctx.check("fenced-writes-in-token-order", back.is_none(), || {
@@ -366,8 +370,12 @@ fn without_the_token_check_the_fencing_property_fails() {
         .seeds(super::cases(8))
         .expect_failure();
     assert!(
-        first.summary.contains("invariant=overlapping-holders-do-not-interleave")
-            || first.summary.contains("invariant=fenced-writes-in-token-order"),
+        first
+            .summary
+            .contains("invariant=overlapping-holders-do-not-interleave")
+            || first
+                .summary
+                .contains("invariant=fenced-writes-in-token-order"),
         "the unfenced run must fail on fencing, not on something else: {}",
         first.summary
     );
