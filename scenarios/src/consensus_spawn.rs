@@ -9,7 +9,7 @@
 //!   not answer in time, and reports `Done` only on success. A crash, partition or clog during
 //!   a round loses it, and nobody learns.
 //! - `fixed`: the runtime's consensus (`coord::consensus`, Raft, one supervised member per
-//!   node, each store kept outside the node as the disk Raft assumes): the client proposes to
+//!   node, each keeping its term, vote and log on its node's disk): the client proposes to
 //!   the leader by call and always gets `Ok(Committed)` or a typed error.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,7 +129,7 @@ pub(crate) async fn start_runtime(n: u32, incarnation: u64, nodes: u32) -> Node 
     Node::start(config).await.expect("the port is free")
 }
 
-/// This node's Raft member under a supervisor, on the store kept for the node.
+/// This node's Raft member under a supervisor; `store` is the view it fills from its disk.
 pub(crate) async fn start_member(node: &Node, nodes: u32, seed: u64, store: Store<u64>) {
     let config = Config::new(GROUP, (0..nodes).collect(), seed);
     let spec = Spec::new(Strategy::OneForOne)
@@ -166,14 +166,14 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
     let fixed = ctx.variant() == "fixed";
     for n in 0..nodes {
         let world = world.clone();
-        lock(&world).stores.entry(n).or_default();
         ctx.start_node(n, move |node| {
             let world = world.clone();
             async move {
                 let inc = node.incarnation();
                 let rt_node = start_runtime(n, inc, nodes).await;
                 if fixed {
-                    let store = lock(&world).stores[&n].clone();
+                    let store = Store::new();
+                    lock(&world).stores.insert(n, store.clone());
                     start_member(&rt_node, nodes, seed, store).await;
                 } else {
                     let w = world.clone();

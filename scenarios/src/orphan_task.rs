@@ -9,7 +9,7 @@
 //!   error (`let _ = send`), as the Elixir primitives did. A partition or a crash loses
 //!   announcements silently; a restarted node's stale claim is ignored in silence.
 //! - `fixed`: the runtime's election (`coord::election`, Raft terms and votes, one supervised
-//!   member per node, its term and vote kept outside the node as on a disk). Nothing is
+//!   member per node, its term and vote on its node's disk). Nothing is
 //!   announced fire-and-forget: followers learn the leader from its acknowledged
 //!   `AppendEntries`, so there is no announcement to count and `no-silent-loss` holds
 //!   trivially; a leader cut off from the majority steps down. Claims are the members' own
@@ -51,7 +51,7 @@ struct World {
     counted: BTreeSet<(u64, Pid)>,
     /// Announcements (term, receiving elector) that actually arrived.
     arrived: BTreeSet<(u64, Pid)>,
-    /// Fixed: each node's election store (what survives its crash).
+    /// Fixed: each node's latest member view (its disk is what survives a crash).
     stores: BTreeMap<u32, ElectionStore>,
 }
 
@@ -186,7 +186,8 @@ fn check_one_leader_per_term(ctx: &Driver, world: &Shared) -> Result<(), Violati
 /// the flawed electors' are (claims by leaders, beliefs by everyone).
 async fn start_member(node: &Node, nodes: u32, seed: u64, world: Shared) {
     let n = node.index();
-    let store = lock(&world).stores.entry(n).or_default().clone();
+    let store = ElectionStore::new();
+    lock(&world).stores.insert(n, store.clone());
     let w = world.clone();
     let config =
         election::config("election", (0..nodes).collect(), seed).observer(move |s: &Status| {

@@ -98,13 +98,13 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
     let fixed = ctx.variant() == "fixed";
     for n in 0..nodes {
         let world = world.clone();
-        lock(&world).stores.entry(n).or_default();
         ctx.start_node(n, move |node| {
             let world = world.clone();
             async move {
                 let inc = node.incarnation();
                 let rt_node = start_runtime(n, inc, nodes).await;
-                let store = lock(&world).stores[&n].clone();
+                let store = Store::new();
+                lock(&world).stores.insert(n, store.clone());
                 start_member(&rt_node, nodes, seed, store).await;
                 let rng = rt::seeded_rng(seed, Stream::Extra(3_200 + n * 100 + inc as u32));
                 let w = world.clone();

@@ -5,7 +5,6 @@
 use groundhog_scenarios::{LostUpdate, SplitRegistry, StaleRegistry, TransactionRollback};
 use groundhog_sim::{Outcome, Scenario, Sim};
 
-
 /// The first seed from 0 at which `variant` fails with hand-written checks off, and the
 /// invariant it failed.
 fn first_failure(scenario: &dyn Scenario, within: u64) -> Option<(u64, String)> {

@@ -1,6 +1,7 @@
 //! Raft (`coord::consensus`) on three to five nodes under generated plans of partitions,
-//! clogged links, crashes with restarts, pauses, loss and latency. Each node's store is kept
-//! outside the node (the durable disk Raft assumes; see the module doc of `consensus`).
+//! clogged links, crashes with restarts, pauses, loss and latency. Each member keeps its term,
+//! vote and log on its node's disk; each incarnation of a node starts with a fresh [`Store`]
+//! (the member's view of what it synced), so what survives a crash is what the disk kept.
 //! Clients on every node propose unique values to the leader their member names.
 //!
 //! Checked every 100 ms of simulated time: at most one leader per term (election safety);
@@ -28,6 +29,7 @@ const CALL: Duration = Duration::from_millis(800);
 
 #[derive(Default)]
 pub struct World {
+    /// Each node's latest member view (after a crash: what its disk holds until it restarts).
     pub stores: BTreeMap<u32, Store<u64>>,
     /// Every (term -> members) that led it, from the members' observers.
     pub leaders: BTreeMap<u64, BTreeSet<u32>>,
@@ -95,13 +97,13 @@ pub fn start_members(ctx: &Driver, world: &Shared) {
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     for n in 0..nodes {
         let world = world.clone();
-        lock(&world).stores.entry(n).or_default();
         ctx.start_node(n, move |node| {
             let world = world.clone();
             async move {
                 let rt_node = start_node(&node, nodes).await;
                 lock(&world).nodes.insert(n, rt_node.clone());
-                let store = lock(&world).stores[&n].clone();
+                let store = Store::new();
+                lock(&world).stores.insert(n, store.clone());
                 let w = world.clone();
                 let config =
                     Config::new(GROUP, (0..nodes).collect(), seed).observer(move |s: &Status| {

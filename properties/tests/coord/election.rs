@@ -59,12 +59,13 @@ fn start(ctx: &Driver, world: &Shared) {
     let (nodes, seed) = (ctx.nodes(), ctx.seed());
     for n in 0..nodes {
         let world = world.clone();
-        lock(&world).stores.entry(n).or_default();
         ctx.start_node(n, move |node| {
             let world = world.clone();
             async move {
                 let rt_node = start_node(&node, nodes).await;
-                let store = lock(&world).stores[&n].clone();
+                // A fresh view per incarnation: term and vote come back from the disk.
+                let store = ElectionStore::new();
+                lock(&world).stores.insert(n, store.clone());
                 let w = world.clone();
                 let config = election::config(NAME, (0..nodes).collect(), seed).observer(
                     move |s: &Status| {

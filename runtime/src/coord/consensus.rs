@@ -4,18 +4,26 @@
 //! [`Server`] under the name `Config::name`, and members reach each other by that name. A
 //! user proposes commands to the leader ([`propose`]); a reply `Ok(Committed)` means the
 //! command is at that index of the committed log, which every member applies in the same
-//! order (read it with [`Store::committed`]). The rules are in `consensus/core.rs`, written
-//! from the Raft paper: at most one leader per term, a leader commits by majority, logs
-//! that agree on an entry's index and term agree on everything before it.
+//! order (read it on the member's node with [`Store::committed`]). The rules are in
+//! `consensus/core.rs`, written from the Raft paper: at most one leader per term, a leader
+//! commits by majority, logs that agree on an entry's index and term agree on everything
+//! before it.
 //!
-//! **What must survive a crash.** Raft's safety needs `term`, `voted_for` and the log on
-//! stable storage, written before the member answers anyone. They live in a [`Store`], which
-//! the caller creates and hands to the member: it outlives the member's process (a supervisor
-//! restart reuses it), and the caller decides whether it outlives the node. Groundhog's
-//! simulated nodes have no durable disk yet, so the properties and scenarios keep each node's
-//! store outside the node (as a disk that survives the crash would). A member restarted with
-//! a *fresh* store after a crash could vote twice in one term: that is not safe, and it is the
-//! caller's to avoid (give the node a new member id, or keep the store).
+//! **What survives a crash.** Raft's safety needs `term`, `voted_for` and the log on stable
+//! storage before the member answers anyone. Each member keeps them on its node's disk
+//! ([`rt::Disk`], keyspace `Config::dir`; layout in `consensus/stable.rs`): after every event
+//! it writes what changed and syncs, and only then sends the messages the event produced, so
+//! a vote is durable before the candidate hears of it and an entry before its leader counts
+//! it. A restarted member (a supervisor's restart, or the node's after `crash-node`) reads
+//! back what was synced; an unsynced write is gone, which is safe because nothing it implied
+//! was sent. A record that fails its checksum or does not decode fails the member's start
+//! with a [`StoreError`] (typed, never taken as data); a disk that refuses a write stops the
+//! member with that error before it sends anything, and its supervisor restarts it from what
+//! was synced. [`load`] reads a node's stored state the same way (for tools and tests).
+//!
+//! A [`Store`] is the member's in-memory view of what it has synced, for readers on its node:
+//! the member fills it from the disk at start and updates it after every sync. It is not what
+//! makes the state durable, so a fresh one per start is fine.
 //!
 //! Proposals wait for a definite answer: `Ok(Committed)` once the entry is committed, or
 //! `ProposeError::Dropped` once another entry is committed at its index. A leader that steps
@@ -30,19 +38,24 @@ use serde::{Deserialize, Serialize};
 use crate::rt::{self, Duration, Stream};
 use crate::supervisor::ChildSpec;
 use crate::{
-    event, start_actor, Actor, CallError, Ctx, Event, ExitReason, Flow, Message, Node, Pid,
+    event, start_actor, Actor, CallError, Ctx, Event, ExitReason, Flow, Message, Node, Pid, Ref,
     Registry, ReplyTo, StartError,
 };
 
 mod core;
+mod stable;
 
-use self::core::{Core, Ticks};
+use self::core::{Core, Ticks, MILLI};
 pub use self::core::{Durable, Entry, Peer, Role};
+use self::stable::Stable;
+pub use self::stable::{load, StoreError};
 
-/// How long a member's `init` may take (registering its name).
-const INIT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a member's `init` may take (registering its name, reading its disk).
+const INIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The timer tag of the member's tick.
 const TICK: u64 = 1;
+/// Election timers are tagged `ELECT + n`, `n` counting the timers armed (only the last counts).
+const ELECT: u64 = 1 << 32;
 
 /// A group's configuration: data, the same on every member.
 #[derive(Debug, Clone)]
@@ -54,8 +67,10 @@ pub struct Config {
     pub members: Vec<u32>,
     /// A leader sends `AppendEntries` every tick.
     pub tick: Duration,
-    /// Election timeout: a random `election_ticks..2 * election_ticks` ticks; a leader that has
-    /// not heard from a majority for `election_ticks` ticks steps down.
+    /// Election timeout: a random time in `election_ticks..2 * election_ticks` ticks, drawn to a
+    /// thousandth of a tick and timed on its own timer (so members whose ticks line up still
+    /// time out apart); a leader that has not heard from a majority for `election_ticks`
+    /// ticks steps down.
     pub election_ticks: u32,
     /// Most entries in one `AppendEntries`.
     pub batch: usize,
@@ -67,6 +82,9 @@ pub struct Config {
     pub max_watchers: usize,
     /// Election timeouts are drawn from this seed (with the node and its incarnation).
     pub seed: u64,
+    /// The member's keyspace on its node's disk (real build: a directory). Two groups on one
+    /// node need two.
+    pub dir: String,
     /// Called with the member's status on every change of its term, role or known leader, in
     /// the member's process, before anyone else hears of it (metrics, tests). Must not block.
     pub observer: Option<Observer>,
@@ -95,6 +113,7 @@ impl Config {
             max_pending: 1_024,
             max_watchers: 64,
             seed,
+            dir: format!("raft-{name}"),
             observer: None,
         }
     }
@@ -102,6 +121,12 @@ impl Config {
     pub fn timing(mut self, tick: Duration, election_ticks: u32) -> Self {
         self.tick = tick;
         self.election_ticks = election_ticks;
+        self
+    }
+
+    /// Keeps the member's state in keyspace `dir` of its node's disk.
+    pub fn dir(mut self, dir: impl Into<String>) -> Self {
+        self.dir = dir.into();
         self
     }
 
@@ -125,11 +150,15 @@ impl Config {
         if self.election_ticks < 2 || self.tick.is_zero() || self.batch == 0 {
             return Err(StartError::Invalid("timing or batch is zero".into()));
         }
+        if self.election_ticks > 1_000_000 {
+            return Err(StartError::Invalid("election_ticks past 1,000,000".into()));
+        }
         Ok(())
     }
 }
 
-/// A member's stable storage (see the module doc): shared by the member's incarnations.
+/// A view of what a member has synced to its disk (see the module doc), for readers on its
+/// node; the member replaces it with what it reads from the disk when it starts.
 pub struct Store<C>(Arc<Mutex<Durable<C>>>);
 
 impl<C> Clone for Store<C> {
@@ -153,7 +182,7 @@ impl<C: Clone> Store<C> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A copy of everything stored.
+    /// A copy of everything the member has synced.
     pub fn snapshot(&self) -> Durable<C> {
         self.lock().clone()
     }
@@ -246,13 +275,22 @@ pub enum Rpc<C> {
 /// One member of a group (an [`Actor`]).
 pub struct Server<C> {
     config: Config,
+    /// The readers' view of `durable`, updated after each sync.
     store: Store<C>,
     core: Option<Core<C>>,
+    /// Term, vote, log and commit index as the rules last left them.
+    durable: Durable<C>,
+    /// The disk; `None` until `init` opened it.
+    stable: Option<Stable>,
     pending: BTreeMap<u64, (u64, ReplyTo)>,
     watchers: Vec<(View, ReplyTo)>,
     /// Members' processes, learned from their messages.
     pids: BTreeMap<u32, Pid>,
     view: View,
+    /// Election timers armed so far (the tag of the live one is `ELECT + elections`).
+    elections: u64,
+    /// The live election timer.
+    election_timer: Option<Ref>,
 }
 
 impl<C: Message + Clone> Server<C> {
@@ -261,10 +299,14 @@ impl<C: Message + Clone> Server<C> {
             config,
             store,
             core: None,
+            durable: Durable::default(),
+            stable: None,
             pending: BTreeMap::new(),
             watchers: Vec::new(),
             pids: BTreeMap::new(),
             view: (0, Role::Follower, None),
+            elections: 0,
+            election_timer: None,
         }
     }
 
@@ -273,7 +315,7 @@ impl<C: Message + Clone> Server<C> {
     }
 
     fn status(&self, me: u32) -> Status {
-        let d = self.store.lock();
+        let d = &self.durable;
         let core = self.core.as_ref().expect("init made the core");
         Status {
             member: me,
@@ -286,24 +328,68 @@ impl<C: Message + Clone> Server<C> {
         }
     }
 
-    /// After every event: send what the rules produced, answer what is now decided.
-    fn settle(&mut self, ctx: &Ctx<Rpc<C>>) {
+    /// Writes what the last event changed to the disk and syncs, then updates the view.
+    async fn persist(&mut self) -> Result<(), StoreError> {
+        let dirty = self.core().take_dirty();
+        let stable = self.stable.as_mut().expect("init opened the disk");
+        if !stable.changed(&self.durable, dirty) {
+            return Ok(());
+        }
+        let save = stable.plan(&self.durable, dirty)?;
+        stable.apply(save).await?;
+        let d = &self.durable;
+        let mut view = self.store.lock();
+        view.term = d.term;
+        view.voted_for = d.voted_for;
+        view.commit = d.commit;
+        let from = dirty
+            .map_or(d.log.len(), |i| i as usize - 1)
+            .min(view.log.len());
+        view.log.truncate(from);
+        view.log.extend_from_slice(&d.log[from..]);
+        Ok(())
+    }
+
+    /// Sets the election timer again if the rules reset it.
+    fn arm(&mut self, ctx: &Ctx<Rpc<C>>) {
+        if let Some(milli) = self.core().take_rearm() {
+            if let Some(old) = self.election_timer.take() {
+                ctx.cancel_timer(old);
+            }
+            self.elections += 1;
+            let after = self.config.tick.as_nanos() * u128::from(milli) / u128::from(MILLI);
+            let after = Duration::from_nanos(u64::try_from(after).unwrap_or(u64::MAX));
+            self.election_timer = Some(ctx.send_after(after, ELECT + self.elections));
+        }
+    }
+
+    /// After every event: make its changes durable, then send what the rules produced and
+    /// answer what is now decided. A disk failure stops the member before it says anything.
+    async fn settle(&mut self, ctx: &Ctx<Rpc<C>>) -> Flow {
         let me = ctx.pid();
+        self.arm(ctx);
+        if let Err(e) = self.persist().await {
+            let why = e.to_string();
+            event!(
+                "note",
+                node = me.node,
+                msg = "raft member stops: its disk failed",
+                error = why.as_str()
+            );
+            return Flow::Stop(ExitReason::error(why));
+        }
         for (to, msg) in std::mem::take(&mut self.core().out) {
             if let Err(e) = ctx.send_to_name(to, &self.config.name, Rpc::Peer(msg)) {
                 let why = e.to_string();
                 event!("drop", node = me.node, from = %me, to_node = to, reason = "raft-send", msg = why.as_str());
             }
         }
-        let (commit, decided) = {
-            let d = self.store.lock();
-            let decided: Vec<(u64, Option<u64>)> = self
-                .pending
-                .range(..=d.commit)
-                .map(|(i, _)| (*i, d.term_at(*i)))
-                .collect();
-            (d.commit, decided)
-        };
+        let commit = self.durable.commit;
+        let decided: Vec<(u64, Option<u64>)> = self
+            .pending
+            .range(..=commit)
+            .map(|(i, _)| (*i, self.durable.term_at(*i)))
+            .collect();
         for (index, at) in decided {
             let (term, reply) = self.pending.remove(&index).expect("listed above");
             if at == Some(term) {
@@ -335,6 +421,7 @@ impl<C: Message + Clone> Server<C> {
                 reply.reply(Ok::<_, WatchError>(status.clone()));
             }
         }
+        Flow::Continue
     }
 
     fn on_call(&mut self, ctx: &Ctx<Rpc<C>>, msg: Rpc<C>, reply: ReplyTo) {
@@ -353,13 +440,10 @@ impl<C: Message + Clone> Server<C> {
                 } else if status.last_index as usize >= self.config.max_log {
                     reply.reply(Err::<Committed, _>(ProposeError::LogFull));
                 } else {
-                    let store = self.store.clone();
-                    let mut d = store.lock();
-                    let (index, term) = self
-                        .core()
-                        .propose(&mut d, command)
+                    let core = self.core.as_mut().expect("init made the core");
+                    let (index, term) = core
+                        .propose(&mut self.durable, command)
                         .expect("checked: this member leads");
-                    drop(d);
                     self.pending.insert(index, (term, reply));
                 }
             }
@@ -390,6 +474,19 @@ impl<C: Message + Clone> Actor for Server<C> {
         self.config
             .validate(me.node)
             .map_err(|e| ExitReason::error(e.to_string()))?;
+        let (stable, durable) = Stable::open(&self.config.dir).await.map_err(|e| {
+            let why = e.to_string();
+            event!(
+                "note",
+                node = me.node,
+                msg = "raft member cannot start: its disk failed",
+                error = why.as_str()
+            );
+            ExitReason::error(why)
+        })?;
+        *self.store.lock() = durable.clone();
+        self.durable = durable;
+        self.stable = Some(stable);
         Registry::local(ctx.node())
             .register(&self.config.name, me)
             .map_err(|e| ExitReason::error(format!("raft name: {e}")))?;
@@ -399,6 +496,7 @@ impl<C: Message + Clone> Actor for Server<C> {
         let ticks = Ticks {
             election: self.config.election_ticks,
             batch: self.config.batch,
+            exact: true,
         };
         self.core = Some(Core::new(me.node, self.config.members.clone(), ticks, rng));
         let status = self.status(me.node);
@@ -407,6 +505,7 @@ impl<C: Message + Clone> Actor for Server<C> {
             observe(&status);
         }
         ctx.send_after(self.config.tick, TICK);
+        self.arm(ctx);
         Ok(())
     }
 
@@ -430,15 +529,18 @@ impl<C: Message + Clone> Actor for Server<C> {
                     return Flow::Continue;
                 }
                 self.pids.insert(sender, from);
-                let store = self.store.clone();
-                let mut d = store.lock();
-                self.core().receive(&mut d, peer);
+                let core = self.core.as_mut().expect("init made the core");
+                core.receive(&mut self.durable, peer);
             }
             Event::Timer { tag: TICK, .. } => {
                 ctx.send_after(self.config.tick, TICK);
-                let store = self.store.clone();
-                let mut d = store.lock();
-                self.core().tick(&mut d);
+                let core = self.core.as_mut().expect("init made the core");
+                core.tick(&mut self.durable);
+            }
+            Event::Timer { tag, .. } if tag == ELECT + self.elections => {
+                self.election_timer = None;
+                let core = self.core.as_mut().expect("init made the core");
+                core.election_due(&mut self.durable);
             }
             Event::Call { msg, reply, .. } => self.on_call(ctx, msg, reply),
             Event::Msg { from, .. } => {
@@ -447,8 +549,7 @@ impl<C: Message + Clone> Actor for Server<C> {
             }
             Event::Timer { .. } | Event::Down { .. } | Event::Exit { .. } => {}
         }
-        self.settle(ctx);
-        Flow::Continue
+        self.settle(ctx).await
     }
 }
 
@@ -470,7 +571,8 @@ pub async fn start<C: Message + Clone>(
     .await
 }
 
-/// This node's member as a supervisor's child (id = the group's name); restarts reuse `store`.
+/// This node's member as a supervisor's child (id = the group's name); each start reads the disk
+/// and refreshes `store`.
 pub fn child_spec<C: Message + Clone + Sync>(config: Config, store: Store<C>) -> ChildSpec {
     let id = config.name.clone();
     ChildSpec::new(&id, move |node, sup| {

@@ -6,8 +6,10 @@
 //! [`lease`](super::lease) with fencing to act on leadership safely); followers learn the
 //! leader from its first `AppendEntries`.
 //!
-//! One member per node, a supervised process ([`child_spec`]); its term and vote are kept in
-//! an [`ElectionStore`] the caller owns (consensus's stable-storage rule applies).
+//! One member per node, a supervised process ([`child_spec`]); its term and vote are on its
+//! node's disk, synced before it answers a vote (consensus's stable storage, keyspace
+//! `Config::dir`), so a restarted member never votes twice in a term. An [`ElectionStore`] is
+//! the member's view of what it synced.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +22,7 @@ use crate::{CallError, Ctx, Message, Node, Pid, StartError};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NoCommand {}
 
-/// A member's stable storage (term, vote, the no-op log).
+/// A member's view of its synced state (term, vote, the no-op log).
 pub type ElectionStore = Store<NoCommand>;
 
 /// What a member knows of the leadership.

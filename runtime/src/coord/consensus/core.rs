@@ -102,12 +102,20 @@ pub enum Role {
 /// Timing, in ticks of the caller's clock.
 #[derive(Debug, Clone, Copy)]
 pub struct Ticks {
-    /// An election starts after a random number of ticks in `election..2 * election` without
-    /// hearing from a leader; a leader steps down after `election` ticks without a majority.
+    /// An election starts after a random time in `election..2 * election` ticks without
+    /// hearing from a leader (drawn in thousandths of a tick); a leader steps down after
+    /// `election` ticks without a majority.
     pub election: u32,
     /// Most entries per `Append`.
     pub batch: usize,
+    /// The caller times elections itself: [`Core::take_rearm`] says when to arm its timer,
+    /// [`Core::election_due`] is its expiry, and ticks do not count towards it. Otherwise an
+    /// election starts on the first tick at or past the timeout.
+    pub exact: bool,
 }
+
+/// Thousandths of a tick per tick: the resolution of election timeouts.
+pub const MILLI: u64 = 1_000;
 
 pub struct Core<C> {
     pub me: u32,
@@ -117,18 +125,25 @@ pub struct Core<C> {
     ticks: Ticks,
     rng: ChaCha8Rng,
     elapsed: u32,
-    timeout: u32,
+    /// The current election timeout, in thousandths of a tick.
+    timeout: u64,
+    /// The election timer was reset since the caller last armed its timer.
+    rearm: bool,
     votes: BTreeSet<u32>,
     next: BTreeMap<u32, u64>,
     matched: BTreeMap<u32, u64>,
     /// Members a leader heard from since its last quorum check.
     heard: BTreeSet<u32>,
     pub out: Vec<(u32, Peer<C>)>,
+    /// The lowest log index changed since the caller last took it ([`Core::take_dirty`]): what
+    /// the caller must write to stable storage before sending `out`.
+    dirty_from: Option<u64>,
 }
 
 impl<C: Clone> Core<C> {
     pub fn new(me: u32, members: Vec<u32>, ticks: Ticks, mut rng: ChaCha8Rng) -> Core<C> {
-        let timeout = rng.gen_range(ticks.election..2 * ticks.election);
+        let election = u64::from(ticks.election) * MILLI;
+        let timeout = rng.gen_range(election..2 * election);
         Core {
             me,
             members,
@@ -138,12 +153,24 @@ impl<C: Clone> Core<C> {
             rng,
             elapsed: 0,
             timeout,
+            rearm: true,
             votes: BTreeSet::new(),
             next: BTreeMap::new(),
             matched: BTreeMap::new(),
             heard: BTreeSet::new(),
             out: Vec::new(),
+            dirty_from: None,
         }
+    }
+
+    /// Log entry `index` (and maybe every later one) changed.
+    fn touch(&mut self, index: u64) {
+        self.dirty_from = Some(self.dirty_from.map_or(index, |d| d.min(index)));
+    }
+
+    /// The lowest log index changed since the last call, if any.
+    pub fn take_dirty(&mut self) -> Option<u64> {
+        self.dirty_from.take()
     }
 
     fn majority(&self) -> usize {
@@ -160,9 +187,23 @@ impl<C: Clone> Core<C> {
 
     fn reset_timer(&mut self) {
         self.elapsed = 0;
-        self.timeout = self
-            .rng
-            .gen_range(self.ticks.election..2 * self.ticks.election);
+        let election = u64::from(self.ticks.election) * MILLI;
+        self.timeout = self.rng.gen_range(election..2 * election);
+        self.rearm = true;
+    }
+
+    /// With [`Ticks::exact`]: `Some(timeout)` (thousandths of a tick from now) when the
+    /// election timer was reset since the last call, and the caller's timer must be set
+    /// again; an earlier one is void.
+    pub fn take_rearm(&mut self) -> Option<u64> {
+        std::mem::take(&mut self.rearm).then_some(self.timeout)
+    }
+
+    /// With [`Ticks::exact`]: the timer last armed ran out. A leader ignores it.
+    pub fn election_due(&mut self, d: &mut Durable<C>) {
+        if self.role != Role::Leader {
+            self.campaign(d);
+        }
     }
 
     /// A newer term seen: follow it, with no vote cast and no leader known yet.
@@ -170,6 +211,10 @@ impl<C: Clone> Core<C> {
         if term > d.term {
             d.term = term;
             d.voted_for = None;
+            if self.role == Role::Leader {
+                // A deposed leader had no election timer running: start one.
+                self.reset_timer();
+            }
             self.role = Role::Follower;
             self.leader = None;
         }
@@ -193,7 +238,7 @@ impl<C: Clone> Core<C> {
                 }
             }
             Role::Follower | Role::Candidate => {
-                if self.elapsed >= self.timeout {
+                if !self.ticks.exact && u64::from(self.elapsed) * MILLI >= self.timeout {
                     self.campaign(d);
                 }
             }
@@ -235,6 +280,7 @@ impl<C: Clone> Core<C> {
             command: None,
         });
         let last = d.last_index();
+        self.touch(last);
         self.next = self.peers().into_iter().map(|p| (p, last)).collect();
         self.matched = self.peers().into_iter().map(|p| (p, 0)).collect();
         self.advance_commit(d);
@@ -250,6 +296,7 @@ impl<C: Clone> Core<C> {
             term: d.term,
             command: Some(command),
         });
+        self.touch(d.last_index());
         self.advance_commit(d);
         self.broadcast(d);
         Some((d.last_index(), d.term))
@@ -436,8 +483,12 @@ impl<C: Clone> Core<C> {
                 Some(_) => {
                     d.log.truncate(index as usize - 1);
                     d.log.push(entry);
+                    self.touch(index);
                 }
-                None => d.log.push(entry),
+                None => {
+                    d.log.push(entry);
+                    self.touch(index);
+                }
             }
         }
         d.commit = d.commit.max(commit.min(index));

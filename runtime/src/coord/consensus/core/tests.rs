@@ -45,6 +45,7 @@ struct Cluster {
 const TICKS: Ticks = Ticks {
     election: 3,
     batch: 4,
+    exact: false,
 };
 
 impl Cluster {
