@@ -1,23 +1,25 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::{Buckets, LimitError, LimiterConfig, RateLimiter, NANOS};
 use crate::rt::{self, Duration};
 use crate::services::Problems;
 use crate::supervisor::which_children;
-use crate::{Ctx, Event, ExitReason, Node};
+use crate::{Ctx, Event, ExitReason, Node, Pid};
 
 const CAP: u32 = 5;
 const RATE: u32 = 10;
 const MAX_KEYS: usize = 3;
+const EVERY: Duration = Duration::from_millis(200);
 
 fn config() -> LimiterConfig {
     LimiterConfig {
         capacity: CAP,
         refill_per_sec: RATE,
         max_keys: MAX_KEYS,
-        clean_every: Duration::from_millis(200),
+        clean_every: EVERY,
     }
 }
 
@@ -183,4 +185,186 @@ async fn a_restarted_cleaner_forgets_no_bucket_and_still_cleans() {
         assert_eq!(limiter.keys(), 0);
         assert_eq!(limiter.take("a", CAP), Ok(()));
     }
+}
+
+#[derive(Debug, Clone)]
+enum ServiceOp {
+    Take {
+        key: u8,
+        cost: u32,
+    },
+    Wait(u64),
+    /// Waits until just after the cleaner's next round.
+    Clean,
+    /// The cleaner's process is killed; its supervisor restarts it.
+    Restart,
+}
+
+fn service_ops() -> impl Strategy<Value = Vec<ServiceOp>> {
+    let op = prop_oneof![
+        6 => (0u8..6, 0u32..=CAP + 1).prop_map(|(key, cost)| ServiceOp::Take { key, cost }),
+        3 => (0u64..300).prop_map(ServiceOp::Wait),
+        1 => Just(ServiceOp::Clean),
+        1 => Just(ServiceOp::Restart),
+    ];
+    prop::collection::vec(op, 1..100)
+}
+
+/// A deterministic runner: the same cases on every run, nothing persisted.
+fn runner(cases: u32) -> TestRunner {
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+}
+
+/// Kills the cleaner and returns once its supervisor has started the next one.
+async fn restart_cleaner(node: &Node, sup: Pid) {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let n = node.clone();
+    node.spawn("killer", move |mut ctx: Ctx<()>| async move {
+        let old = n
+            .supervisor_child(sup, "cleaner")
+            .expect("the cleaner runs");
+        let m = ctx.monitor(old);
+        ctx.exit(old, ExitReason::Kill);
+        while !matches!(ctx.recv().await, Event::Down { reference, .. } if reference == m) {}
+        // Asked behind the exit, so the supervisor has handled it.
+        let children = which_children(&ctx, sup, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let new = children[0].1.expect("restarted");
+        assert_ne!(new, old);
+        let _ = tx.send(());
+        ExitReason::Normal
+    });
+    rx.await.unwrap();
+}
+
+/// The reference's decision for a take (with `retry_after` computed from the replayed level).
+fn decide(model: &Model, key: &str, cost: u32, now: Duration) -> Result<(), LimitError> {
+    let level = model.level(key, now);
+    let need = u128::from(cost) * NANOS;
+    if cost > CAP {
+        Err(LimitError::TooCostly {
+            cost,
+            capacity: CAP,
+        })
+    } else if level < need {
+        let nanos = (need - level).div_ceil(u128::from(RATE));
+        Err(LimitError::Limited {
+            retry_after: Duration::from_nanos(nanos as u64),
+        })
+    } else if level == u128::from(CAP) * NANOS && model.busy_others(key, now) >= MAX_KEYS {
+        Err(LimitError::TooManyKeys { max: MAX_KEYS })
+    } else {
+        Ok(())
+    }
+}
+
+/// The running limiter, on a simulated node, across kills of its cleaner: every decision
+/// (with its `retry_after`) is the unbounded reference's, so no bucket is forgotten by a
+/// restart (a forgetful limiter would grant a fresh burst), and after every step the table
+/// holds exactly the keys a model of it holds: a key enters at a grant, leaves at a cleaner
+/// round that finds it full, or when a new key finds the table at `max_keys`. A kill ends the
+/// old cleaner's schedule and the restarted one cleans every `clean_every` from its start.
+/// The simulated clock moves a little while tasks run (50 to 100 ns a poll) and a sleep lasts
+/// at least 1 ms, so the test keeps half a millisecond out of step with the cleaner's rounds
+/// (its waits are whole milliseconds, refills take whole multiples of 100 ms, and it starts
+/// and restarts the cleaner half a millisecond out of step with itself): no check depends on
+/// which of two nearly simultaneous tasks ran first.
+#[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
+fn the_limiter_matches_the_model_across_restarts_of_its_cleaner() {
+    const OUT_OF_STEP: Duration = Duration::from_micros(1_500);
+    const HALF: Duration = Duration::from_micros(500);
+    // Cases in which a restart came while a key was below capacity, a round removed a key, and
+    // a new key was refused because the table was full.
+    let reached = std::sync::Mutex::new((0u32, 0u32, 0u32));
+    runner(64)
+        .run(&service_ops(), |ops| {
+            let reached = &reached;
+            let world = rt::World::new(3, &rt::NetConfig::default(), None).unwrap();
+            world.block_on(async move {
+                let node = Node::local(0, 1);
+                let (limiter, sup) = RateLimiter::start(&node, "limiter", None, config())
+                    .await
+                    .unwrap();
+                let full = u128::from(CAP) * NANOS;
+                let mut model = Model::default();
+                let mut table: BTreeSet<String> = BTreeSet::new();
+                let mut next_round = limiter.now() + EVERY;
+                rt::sleep(OUT_OF_STEP).await;
+                let mut restarts = 0;
+                let (mut restarted_busy, mut cleaned, mut refused_keys) = (false, false, false);
+                for op in ops {
+                    match op {
+                        ServiceOp::Take { key, cost } => {
+                            let key = format!("k{key}");
+                            let now = limiter.now();
+                            let got = limiter.take(&key, cost);
+                            let want = decide(&model, &key, cost, now);
+                            prop_assert_eq!(&got, &want, "key {} cost {} at {:?}", key, cost, now);
+                            if !table.contains(&key) && table.len() >= MAX_KEYS && cost <= CAP {
+                                // A new key at a full table: the full buckets go first.
+                                table.retain(|k| model.level(k, now) < full);
+                            }
+                            refused_keys |= matches!(want, Err(LimitError::TooManyKeys { .. }));
+                            if want.is_ok() {
+                                model
+                                    .grants
+                                    .entry(key.clone())
+                                    .or_default()
+                                    .push((now, cost));
+                                table.insert(key);
+                            }
+                        }
+                        ServiceOp::Wait(ms) => rt::sleep(Duration::from_millis(ms)).await,
+                        ServiceOp::Clean => {
+                            let now = limiter.now();
+                            rt::sleep(next_round - now + HALF).await;
+                        }
+                        // The supervisor's intensity (3 restarts in 5 s) allows three.
+                        ServiceOp::Restart if restarts < 3 => {
+                            let now = limiter.now();
+                            restarted_busy |= table.iter().any(|k| model.level(k, now) < full);
+                            rt::sleep(OUT_OF_STEP).await;
+                            restart_cleaner(&node, sup).await;
+                            next_round = limiter.now() + EVERY;
+                            rt::sleep(OUT_OF_STEP).await;
+                            restarts += 1;
+                        }
+                        _ => {}
+                    }
+                    let now = limiter.now();
+                    while next_round < now {
+                        let before = table.len();
+                        table.retain(|k| model.level(k, next_round) < full);
+                        cleaned |= table.len() < before;
+                        next_round += EVERY;
+                    }
+                    prop_assert_eq!(
+                        limiter.keys(),
+                        table.len(),
+                        "keys at {:?} after {} restarts",
+                        now,
+                        restarts
+                    );
+                }
+                let mut r = reached.lock().unwrap();
+                r.0 += restarted_busy as u32;
+                r.1 += cleaned as u32;
+                r.2 += refused_keys as u32;
+                Ok(())
+            })
+        })
+        .unwrap();
+    let (restarted_busy, cleaned, refused_keys) = *reached.lock().unwrap();
+    assert!(
+        restarted_busy >= 5 && cleaned >= 20 && refused_keys >= 5,
+        "cases restarted with a busy key: {restarted_busy}, cleaned by a round: {cleaned}, \
+         refused a new key: {refused_keys}"
+    );
 }
