@@ -1,8 +1,11 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use rand::Rng;
 
 use super::{Conn, Pool, PoolConfig, PoolError, PoolStats};
@@ -397,5 +400,473 @@ async fn under_churn_no_connection_has_two_users_and_all_come_back() {
     assert!(
         outcomes["served"] > 20 && outcomes["exhausted"] > 5,
         "{outcomes:?}"
+    );
+}
+
+/// What the model test tells one of its clients to do; each command is acknowledged once done.
+enum ModelCmd {
+    Checkout(Duration, oneshot::Sender<Result<Conn, PoolError>>),
+    Checkin(Conn, oneshot::Sender<()>),
+}
+
+/// A client of the model test, and what the test knows of it.
+struct ModelClient {
+    pid: Pid,
+    tx: mpsc::UnboundedSender<ModelCmd>,
+    /// Its checkout in progress, if any (then it takes no other command).
+    pending: Option<oneshot::Receiver<Result<Conn, PoolError>>>,
+    held: Vec<Conn>,
+}
+
+fn model_client(node: &Node, pool: &Pool) -> ModelClient {
+    let (tx, mut rx) = mpsc::unbounded::<ModelCmd>();
+    let pool = pool.clone();
+    let pid = node.spawn("client", move |ctx: Ctx<()>| async move {
+        while let Some(cmd) = rx.next().await {
+            match cmd {
+                ModelCmd::Checkout(wait, done) => {
+                    let _ = done.send(pool.checkout(&ctx, wait).await);
+                }
+                ModelCmd::Checkin(conn, done) => {
+                    pool.checkin(&ctx, conn);
+                    let _ = done.send(());
+                }
+            }
+        }
+        ExitReason::Normal
+    });
+    ModelClient {
+        pid,
+        tx,
+        pending: None,
+        held: Vec::new(),
+    }
+}
+
+/// Runs `body` in a fresh process on `node` and returns what it returned.
+async fn in_process<T, F, Fut>(node: &Node, body: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(Ctx<()>) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    node.spawn("helper", move |ctx: Ctx<()>| async move {
+        let _ = tx.send(body(ctx).await);
+        ExitReason::Normal
+    });
+    rt::timeout(BOUND, rx).await.expect("done").expect("ran")
+}
+
+/// Lets every other ready task run once before this one goes on.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Kills `pid` and returns once it is gone.
+async fn kill(node: &Node, pid: Pid) {
+    in_process(node, move |mut ctx| async move {
+        let m = ctx.monitor(pid);
+        ctx.exit(pid, ExitReason::Kill);
+        while !matches!(ctx.recv().await, Event::Down { reference, .. } if reference == m) {}
+    })
+    .await
+}
+
+/// Asks the manager for its stats: behind everything already in its mailbox.
+async fn sync(node: &Node, pool: &Pool) -> PoolStats {
+    let p = pool.clone();
+    in_process(node, move |ctx| async move {
+        p.stats_from_manager(&ctx, SEC).await
+    })
+    .await
+    .expect("the manager answers")
+}
+
+const MODEL_SIZE: u32 = 2;
+const MODEL_WAITERS: usize = 2;
+/// Waits asked for, and the longest: half a millisecond out of step with the test's own
+/// whole-millisecond waits, so a deadline never falls on the instant the test looks.
+const WAITS: [Duration; 4] = [
+    Duration::ZERO,
+    Duration::from_micros(40_500),
+    Duration::from_micros(150_500),
+    Duration::from_secs(1),
+];
+const MODEL_MAX_WAIT: Duration = Duration::from_micros(300_500);
+
+/// The reference pool: a list of slots, a queue of waiters, and counts.
+#[derive(Debug, Default)]
+struct PoolModel {
+    slots: Vec<Option<(Pid, u64)>>,
+    /// When the running manager began monitoring each slot's holder: a dead holder's `Down`s
+    /// come in that order, one per connection, each handed to the next waiter.
+    monitored: Vec<u64>,
+    monitors: u64,
+    /// (client index, asked, deadline), in arrival order.
+    waiters: VecDeque<(usize, Duration, Duration)>,
+    next_lease: u64,
+    stats: PoolStats,
+    /// Answers due to waiting clients, by client index.
+    answers: BTreeMap<usize, Result<Conn, PoolError>>,
+}
+
+impl PoolModel {
+    fn new() -> PoolModel {
+        PoolModel {
+            slots: vec![None; MODEL_SIZE as usize],
+            monitored: vec![0; MODEL_SIZE as usize],
+            next_lease: 1,
+            stats: PoolStats {
+                size: MODEL_SIZE,
+                ..PoolStats::default()
+            },
+            ..PoolModel::default()
+        }
+    }
+
+    fn grant(&mut self, id: usize, holder: Pid, endpoint: Pid) -> Conn {
+        let lease = self.next_lease;
+        self.next_lease += 1;
+        self.stats.checkouts += 1;
+        self.slots[id] = Some((holder, lease));
+        self.monitors += 1;
+        self.monitored[id] = self.monitors;
+        Conn {
+            id: id as u32,
+            lease,
+            endpoint,
+        }
+    }
+
+    /// Waiters whose deadline has passed are refused.
+    fn expire(&mut self, now: Duration) {
+        let (gone, kept): (VecDeque<_>, VecDeque<_>) =
+            self.waiters.drain(..).partition(|w| w.2 <= now);
+        self.waiters = kept;
+        for (c, asked, _) in gone {
+            self.stats.refused += 1;
+            let refusal = PoolError::Exhausted {
+                size: MODEL_SIZE,
+                waited: asked,
+            };
+            self.answers.insert(c, Err(refusal));
+        }
+    }
+
+    /// Free connections go to the waiters, first come first served.
+    fn serve(&mut self, pids: &[Pid], endpoint: Pid) {
+        while let Some(id) = self.slots.iter().position(Option::is_none) {
+            let Some((c, _, _)) = self.waiters.pop_front() else {
+                break;
+            };
+            let conn = self.grant(id, pids[c], endpoint);
+            self.answers.insert(c, Ok(conn));
+        }
+    }
+
+    /// A checkout by client `c`: answered now, or `None` if it waits.
+    fn checkout(
+        &mut self,
+        c: usize,
+        pid: Pid,
+        wait: Duration,
+        now: Duration,
+        endpoint: Pid,
+    ) -> Option<Result<Conn, PoolError>> {
+        let wait = wait.min(MODEL_MAX_WAIT);
+        let free = self.slots.iter().position(Option::is_none);
+        if let Some(id) = free.filter(|_| self.waiters.is_empty()) {
+            Some(Ok(self.grant(id, pid, endpoint)))
+        } else if wait.is_zero() {
+            self.stats.refused += 1;
+            Some(Err(PoolError::Exhausted {
+                size: MODEL_SIZE,
+                waited: wait,
+            }))
+        } else if self.waiters.len() >= MODEL_WAITERS {
+            self.stats.refused += 1;
+            Some(Err(PoolError::QueueFull {
+                waiting: self.waiters.len(),
+            }))
+        } else {
+            self.waiters.push_back((c, wait, now + wait));
+            None
+        }
+    }
+
+    fn checkin(&mut self, conn: Conn) {
+        match &mut self.slots[conn.id as usize] {
+            Some((_, lease)) if *lease == conn.lease => self.slots[conn.id as usize] = None,
+            _ => self.stats.stale_checkins += 1,
+        }
+    }
+
+    /// `pid` died: every connection it held comes back, in the order its holder was
+    /// monitored, each to the next waiter.
+    fn died(&mut self, pid: Pid, pids: &[Pid], endpoint: Pid) {
+        let mut held: Vec<usize> = (0..self.slots.len())
+            .filter(|&id| self.slots[id].is_some_and(|(h, _)| h == pid))
+            .collect();
+        held.sort_by_key(|&id| self.monitored[id]);
+        for id in held {
+            self.slots[id] = None;
+            self.stats.reclaimed += 1;
+            self.serve(pids, endpoint);
+        }
+    }
+
+    /// A restarted manager monitors every holder again, in slot order.
+    fn restarted(&mut self) {
+        for id in 0..self.slots.len() {
+            if self.slots[id].is_some() {
+                self.monitors += 1;
+                self.monitored[id] = self.monitors;
+            }
+        }
+    }
+
+    fn expected_stats(&self) -> PoolStats {
+        PoolStats {
+            held: self.slots.iter().filter(|s| s.is_some()).count() as u32,
+            waiting: self.waiters.len(),
+            ..self.stats
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum PoolOp {
+    /// An idle client (the `c`-th, modulo) checks out with the `w`-th of `WAITS`.
+    Checkout(usize, usize),
+    /// An idle holder checks in its `k`-th connection.
+    Checkin(usize, usize),
+    /// An idle client checks in a connection already returned (a stale lease).
+    Stale(usize, usize),
+    /// An idle client dies, holding what it holds.
+    Kill(usize),
+    Wait(u64),
+    /// The manager is killed; its supervisor restarts it.
+    Restart,
+}
+
+fn pool_ops() -> impl Strategy<Value = Vec<PoolOp>> {
+    let op = prop_oneof![
+        6 => (0usize..8, 0usize..WAITS.len()).prop_map(|(c, w)| PoolOp::Checkout(c, w)),
+        4 => (0usize..8, 0usize..4).prop_map(|(c, k)| PoolOp::Checkin(c, k)),
+        1 => (0usize..8, 0usize..8).prop_map(|(c, k)| PoolOp::Stale(c, k)),
+        1 => (0usize..8).prop_map(PoolOp::Kill),
+        3 => (0u64..200).prop_map(PoolOp::Wait),
+        1 => Just(PoolOp::Restart),
+    ];
+    prop::collection::vec(op, 1..80)
+}
+
+/// A deterministic runner: the same cases on every run, nothing persisted.
+fn runner(cases: u32) -> TestRunner {
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+}
+
+/// The pool with its manager, on a simulated node, against a reference pool, across kills of
+/// the manager: after every step (synchronised by a stats call behind it), every answer a
+/// client got is the model's (which connection under which lease, or the typed refusal:
+/// `Exhausted` at once for a wait of zero or when the wait ran out, `QueueFull` beyond
+/// `max_waiters`), waiters are served first come first served by check-ins and by reclaims
+/// from dead holders, a stale check-in changes nothing, and the counts and who holds which
+/// connection are the model's. A kill of the manager keeps every holding (a restarted manager
+/// still reclaims from a holder that dies later) and fails the checkouts waiting on it with
+/// `Unavailable`.
+#[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
+fn the_pool_matches_the_model_across_restarts_of_its_manager() {
+    const CLIENTS: usize = 4;
+    // Cases in which a waiter was served by a check-in, one by a reclaim, one was refused with
+    // QueueFull, one ran out of time, one was failed by a restart, and a restart came while a
+    // connection was held.
+    let reached = std::sync::Mutex::new([0u32; 6]);
+    runner(256)
+        .run(&pool_ops(), |ops| {
+            let reached = &reached;
+            let world = rt::World::new(3, &rt::NetConfig::default(), None).unwrap();
+            world.block_on(async move {
+                let node = Node::local(0, 1);
+                let ep = node.spawn("endpoint", |mut ctx: Ctx<()>| async move {
+                    loop {
+                        ctx.recv().await;
+                    }
+                });
+                let config = PoolConfig {
+                    size: MODEL_SIZE,
+                    max_waiters: MODEL_WAITERS,
+                    max_wait: MODEL_MAX_WAIT,
+                };
+                let (pool, sup) = Pool::start(&node, "pool", None, ep, config).await.unwrap();
+                let mut clients: Vec<ModelClient> =
+                    (0..CLIENTS).map(|_| model_client(&node, &pool)).collect();
+                let mut model = PoolModel::new();
+                let mut returned: Vec<Conn> = Vec::new();
+                let mut restarts = 0;
+                let mut seen = [false; 6];
+                for op in ops {
+                    let idle: Vec<usize> = (0..CLIENTS)
+                        .filter(|&c| clients[c].pending.is_none())
+                        .collect();
+                    let now = pool.now();
+                    match op {
+                        PoolOp::Checkout(c, w) if !idle.is_empty() => {
+                            let c = idle[c % idle.len()];
+                            let (tx, rx) = oneshot::channel();
+                            clients[c]
+                                .tx
+                                .unbounded_send(ModelCmd::Checkout(WAITS[w], tx))
+                                .unwrap();
+                            clients[c].pending = Some(rx);
+                            if let Some(answer) =
+                                model.checkout(c, clients[c].pid, WAITS[w], now, ep)
+                            {
+                                seen[2] |= matches!(answer, Err(PoolError::QueueFull { .. }));
+                                model.answers.insert(c, answer);
+                            }
+                        }
+                        PoolOp::Checkin(c, k) => {
+                            let holders: Vec<usize> = idle
+                                .iter()
+                                .copied()
+                                .filter(|&c| !clients[c].held.is_empty())
+                                .collect();
+                            if holders.is_empty() {
+                                continue;
+                            }
+                            let c = holders[c % holders.len()];
+                            let k = k % clients[c].held.len();
+                            let conn = clients[c].held.remove(k);
+                            let (tx, rx) = oneshot::channel();
+                            clients[c]
+                                .tx
+                                .unbounded_send(ModelCmd::Checkin(conn, tx))
+                                .unwrap();
+                            rx.await.unwrap();
+                            model.checkin(conn);
+                            returned.push(conn);
+                            let waiting = model.waiters.len();
+                            let pids: Vec<Pid> = clients.iter().map(|c| c.pid).collect();
+                            model.serve(&pids, ep);
+                            seen[0] |= model.waiters.len() < waiting;
+                        }
+                        PoolOp::Stale(c, k) if !idle.is_empty() && !returned.is_empty() => {
+                            let c = idle[c % idle.len()];
+                            let conn = returned[k % returned.len()];
+                            let (tx, rx) = oneshot::channel();
+                            clients[c]
+                                .tx
+                                .unbounded_send(ModelCmd::Checkin(conn, tx))
+                                .unwrap();
+                            rx.await.unwrap();
+                            model.checkin(conn);
+                        }
+                        PoolOp::Kill(c) if !idle.is_empty() => {
+                            let c = idle[c % idle.len()];
+                            let dead = clients[c].pid;
+                            kill(&node, dead).await;
+                            returned.extend(clients[c].held.drain(..));
+                            clients[c] = model_client(&node, &pool);
+                            let waiting = model.waiters.len();
+                            let pids: Vec<Pid> = clients.iter().map(|c| c.pid).collect();
+                            model.died(dead, &pids, ep);
+                            seen[1] |= model.waiters.len() < waiting;
+                        }
+                        PoolOp::Wait(ms) => {
+                            rt::sleep(Duration::from_millis(ms)).await;
+                            let waiting = model.waiters.len();
+                            model.expire(pool.now());
+                            seen[3] |= model.waiters.len() < waiting;
+                        }
+                        // The supervisor's intensity (3 restarts in 5 s) allows three.
+                        PoolOp::Restart if restarts < 3 => {
+                            seen[5] |= model.slots.iter().any(Option::is_some);
+                            let old = pool.manager().expect("a manager runs");
+                            kill(&node, old).await;
+                            in_process(&node, move |ctx| async move {
+                                crate::supervisor::which_children(&ctx, sup, SEC).await
+                            })
+                            .await
+                            .unwrap();
+                            let new = pool.manager().expect("restarted");
+                            prop_assert_ne!(new, old);
+                            prop_assert_eq!(node.supervisor_child(sup, "manager"), Some(new));
+                            seen[4] |= !model.waiters.is_empty();
+                            for (c, _, _) in model.waiters.drain(..) {
+                                let gone =
+                                    PoolError::Unavailable(CallError::Exited(ExitReason::Killed));
+                                model.answers.insert(c, Err(gone));
+                            }
+                            model.restarted();
+                            restarts += 1;
+                        }
+                        _ => {}
+                    }
+                    // Every answer due has come, and is the model's.
+                    for (c, want) in std::mem::take(&mut model.answers) {
+                        let rx = clients[c].pending.take().expect("a checkout in progress");
+                        let got = rt::timeout(BOUND, rx).await.expect("answered").unwrap();
+                        prop_assert_eq!(&got, &want, "client {} after {:?}", c, op);
+                        if let Ok(conn) = got {
+                            clients[c].held.push(conn);
+                        }
+                    }
+                    // A checkout that waits is queued once its client has run: wait for the table
+                    // to show it, then ask the manager behind everything sent so far.
+                    let want = model.expected_stats();
+                    for _ in 0..1_000 {
+                        if pool.stats() == want {
+                            break;
+                        }
+                        yield_now().await;
+                    }
+                    let stats = sync(&node, &pool).await;
+                    prop_assert_eq!(stats, model.expected_stats(), "{:?} at {:?}", op, now);
+                    for c in &mut clients {
+                        if let Some(rx) = &mut c.pending {
+                            prop_assert!(matches!(rx.try_recv(), Ok(None)), "still waiting");
+                        }
+                    }
+                    // Who holds what: the table's slots are the model's.
+                    let slots: Vec<Option<(Pid, u64)>> = pool
+                        .lock()
+                        .slots
+                        .iter()
+                        .map(|s| s.as_ref().map(|h| (h.holder, h.lease)))
+                        .collect();
+                    prop_assert_eq!(&slots, &model.slots);
+                }
+                let mut r = reached.lock().unwrap();
+                for (n, s) in r.iter_mut().zip(seen) {
+                    *n += s as u32;
+                }
+                Ok(())
+            })
+        })
+        .unwrap();
+    let r = *reached.lock().unwrap();
+    eprintln!("REACHED {r:?}");
+    assert!(
+        r.iter().all(|&n| n >= 3),
+        "cases served by check-in, by reclaim, queue full, ran out, failed by a restart, \
+         restarted while held: {r:?}"
     );
 }
