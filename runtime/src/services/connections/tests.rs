@@ -863,9 +863,8 @@ fn the_pool_matches_the_model_across_restarts_of_its_manager() {
         })
         .unwrap();
     let r = *reached.lock().unwrap();
-    eprintln!("REACHED {r:?}");
     assert!(
-        r.iter().all(|&n| n >= 3),
+        r.iter().all(|&n| n >= 20),
         "cases served by check-in, by reclaim, queue full, ran out, failed by a restart, \
          restarted while held: {r:?}"
     );
