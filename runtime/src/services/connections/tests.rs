@@ -783,7 +783,7 @@ fn the_pool_matches_the_model_across_restarts_of_its_manager() {
                             let c = idle[c % idle.len()];
                             let dead = clients[c].pid;
                             kill(&node, dead).await;
-                            returned.extend(clients[c].held.drain(..));
+                            returned.append(&mut clients[c].held);
                             clients[c] = model_client(&node, &pool);
                             let waiting = model.waiters.len();
                             let pids: Vec<Pid> = clients.iter().map(|c| c.pid).collect();
