@@ -14,7 +14,8 @@
 //!   [`PoolError::QueueFull`]. The manager keeps one timer, for the earliest deadline.
 //! - **A dead holder's connection comes back.** The manager monitors every holder; at its
 //!   `Down` (its exit, or `NoConnection` when its node is cut off) every connection it held is
-//!   returned (traced `pool-reclaim`) and handed to the next waiter. A check-in names the lease:
+//!   returned (traced `pool-reclaim`) and handed to the next waiter (one `Down` per connection,
+//!   in the order the manager began monitoring the holder for each). A check-in names the lease:
 //!   a stale one (after a reclaim, or a second check-in) changes nothing.
 //! - **Kept across the manager's restarts.** The table of connections belongs to the handle:
 //!   a restarted manager keeps every holding, monitors each holder again (one that died
