@@ -70,7 +70,9 @@ pub struct Config {
     /// Election timeout: a random time in `election_ticks..2 * election_ticks` ticks, drawn to a
     /// thousandth of a tick and timed on its own timer (so members whose ticks line up still
     /// time out apart); a leader that has not heard from a majority for `election_ticks`
-    /// ticks steps down.
+    /// ticks steps down. After a split vote (a candidate hears another candidate's request
+    /// for its own term) the lower member index redraws from `election_ticks / 2..
+    /// election_ticks` ticks and the higher from `2 * election_ticks..3 * election_ticks`.
     pub election_ticks: u32,
     /// Most entries in one `AppendEntries`.
     pub batch: usize,

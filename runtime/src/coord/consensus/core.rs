@@ -3,7 +3,8 @@
 //! terms, RequestVote with the up-to-date check, AppendEntries with the log-matching check,
 //! commit by a majority of `match_index` for entries of the leader's own term. Added: a leader
 //! steps down when it has not heard from a majority for an election timeout (check-quorum), so
-//! none stays leader in a minority partition.
+//! none stays leader in a minority partition; and after a split vote the two candidates try
+//! again at times set apart by member index, so two voters do not split round after round.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -103,8 +104,9 @@ pub enum Role {
 #[derive(Debug, Clone, Copy)]
 pub struct Ticks {
     /// An election starts after a random time in `election..2 * election` ticks without
-    /// hearing from a leader (drawn in thousandths of a tick); a leader steps down after
-    /// `election` ticks without a majority.
+    /// hearing from a leader (drawn in thousandths of a tick); after a split vote, in
+    /// `election / 2..election` ticks for the lower member index and `2 * election..3 *
+    /// election` for the higher. A leader steps down after `election` ticks without a majority.
     pub election: u32,
     /// Most entries per `Append`.
     pub batch: usize,
@@ -186,10 +188,31 @@ impl<C: Clone> Core<C> {
     }
 
     fn reset_timer(&mut self) {
-        self.elapsed = 0;
         let election = u64::from(self.ticks.election) * MILLI;
-        self.timeout = self.rng.gen_range(election..2 * election);
+        self.reset_timer_in(election..2 * election);
+    }
+
+    /// Restarts the election timer with a timeout drawn from `range` (thousandths of a tick).
+    fn reset_timer_in(&mut self, range: std::ops::Range<u64>) {
+        self.elapsed = 0;
+        self.timeout = self.rng.gen_range(range);
         self.rearm = true;
+    }
+
+    /// A candidate heard another candidate's request for the same term: a split vote, which
+    /// with two voters (a majority of three cut from the third) is a lost election for both,
+    /// and their timeouts, drawn at about the same moment, may come as close again. The lower
+    /// member index tries again first (its timeout redrawn from half an election timeout to
+    /// one), the higher waits two to three, so their next attempts are at least an election
+    /// timeout apart, far more than a message takes. Timeouts only pace elections: the votes,
+    /// and so one leader per term, are as before.
+    fn split_vote(&mut self, rival: u32) {
+        let election = u64::from(self.ticks.election) * MILLI;
+        if rival < self.me {
+            self.reset_timer_in(2 * election..3 * election);
+        } else {
+            self.reset_timer_in(election / 2..election);
+        }
     }
 
     /// With [`Ticks::exact`]: `Some(timeout)` (thousandths of a tick from now) when the
@@ -362,6 +385,11 @@ impl<C: Clone> Core<C> {
                 if granted {
                     d.voted_for = Some(candidate);
                     self.reset_timer();
+                } else if term == d.term
+                    && self.role == Role::Candidate
+                    && d.voted_for == Some(self.me)
+                {
+                    self.split_vote(candidate);
                 }
                 self.out.push((
                     candidate,

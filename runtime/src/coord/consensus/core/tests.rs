@@ -216,3 +216,60 @@ fn a_quiet_cluster_elects_one_leader_and_commits_everywhere() {
         assert!(c.proposed.iter().take(19).all(|v| values.contains(v)));
     }
 }
+
+/// Two members of three campaign in the same term (the third cut off) and each hears the
+/// other's request: a split vote. Their next attempts must come at least an election timeout
+/// apart, lower index first, or they can split again round after round.
+#[test]
+fn a_split_vote_between_two_candidates_spaces_their_next_attempts() {
+    let ticks = Ticks {
+        election: 6,
+        batch: 4,
+        exact: true,
+    };
+    let election = u64::from(ticks.election) * MILLI;
+    for seed in 0..200 {
+        let members = vec![0, 1, 2];
+        let mut cores: Vec<Core<u32>> = (0..2u32)
+            .map(|m| {
+                Core::new(
+                    m,
+                    members.clone(),
+                    ticks,
+                    seeded_rng(seed, Stream::Extra(m)),
+                )
+            })
+            .collect();
+        let mut disks = vec![Durable::<u32>::default(); 2];
+        for i in 0..2 {
+            cores[i].take_rearm();
+            cores[i].election_due(&mut disks[i]);
+            cores[i].take_rearm();
+        }
+        // Each hands the other its request for term 1 (the third member hears nothing).
+        let requests: Vec<Vec<(u32, Peer<u32>)>> = cores
+            .iter_mut()
+            .map(|c| std::mem::take(&mut c.out))
+            .collect();
+        for (i, out) in requests.into_iter().enumerate() {
+            let (to, vote) = out
+                .into_iter()
+                .find(|(to, _)| *to == 1 - i as u32)
+                .expect("a request to the other candidate");
+            let to = to as usize;
+            cores[to].receive(&mut disks[to], vote);
+        }
+        let mut next = [0; 2];
+        for i in 0..2 {
+            assert_eq!((cores[i].role, disks[i].term), (Role::Candidate, 1));
+            assert_eq!(disks[i].voted_for, Some(i as u32), "no vote changes");
+            next[i] = cores[i]
+                .take_rearm()
+                .expect("the split redraws the timeout");
+        }
+        assert!(
+            next[0] < election && next[1] >= 2 * election,
+            "seed {seed}: next attempts {next:?} (thousandths of a tick) are not spaced"
+        );
+    }
+}
