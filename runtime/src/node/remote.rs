@@ -72,7 +72,7 @@ impl State {
             }
         };
         match queued {
-            Ok(()) => self.kick(),
+            Ok(()) => self.kick(node),
             Err(why) => {
                 event!(
                     "drop",
@@ -82,7 +82,7 @@ impl State {
                     reason = why.reason()
                 );
                 // An overflowed control queue is declared down at the pump's next tick.
-                self.kick();
+                self.kick(node);
             }
         }
         queued
@@ -296,7 +296,8 @@ impl Node {
                 if restarted {
                     st.peer_down(peer, "reset");
                 }
-                st.kick();
+                // What waited for the key goes out now.
+                st.kick(peer);
                 None
             }
             Opened::Dropped {
@@ -328,7 +329,7 @@ impl State {
             event!("drop", node = st.index, peer = peer_index, reason = reason);
             // A refusal may have moved our epoch on, dropping what we had queued.
             st.trace_session_drops(peer_index);
-            st.kick();
+            st.kick(peer_index);
             return;
         }
         if received.reset {
@@ -348,6 +349,6 @@ impl State {
             n += 1;
         }
         st.trace_session_drops(peer_index);
-        st.kick();
+        st.kick(peer_index);
     }
 }
