@@ -10,8 +10,10 @@ mod measure;
 mod mesh;
 mod real_figures;
 mod real_runtime;
+mod sim_cluster;
 mod sim_figures;
 mod sim_runtime;
+mod sim_world;
 mod table;
 mod workloads;
 
@@ -61,6 +63,7 @@ fn main() {
     let mut table = table::Table::new();
     if rt::SIMULATED {
         sim_runtime::all(&mut table, &opts);
+        sim_cluster::all(&mut table, &opts);
         sim_figures::all(&mut table, &opts);
         checkers::all(&mut table, &opts);
     } else {

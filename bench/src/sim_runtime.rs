@@ -1,67 +1,30 @@
 //! Simulation-build figures of the runtime against raw madsim, measured in fresh worlds.
 
-use std::future::Future;
-use std::sync::{Arc, Mutex};
-
-use futures::channel::oneshot;
-use groundhog_runtime::rt::{self, Control, Duration, Endpoint, NetConfig};
+use groundhog_runtime::rt::{self, Duration, Endpoint};
 use groundhog_runtime::{Ctx, ExitReason, Node, NodeConfig, Pid};
 
-use crate::measure::{median_of, timed};
+use crate::measure::median_of;
+use crate::sim_world::{give, handoff, in_world, start_node};
 use crate::table::{Figure, Row, Table};
 use crate::workloads;
 use crate::Opts;
-
-/// A fixed 1 ms latency and no loss, so both sides see the same network.
-fn steady_net() -> NetConfig {
-    NetConfig {
-        loss: 0.0,
-        latency: Duration::from_millis(1)..Duration::from_millis(1),
-    }
-}
-
-/// Wall time of one fresh world running `body` as its supervisor.
-fn in_world<F: Future<Output = ()>>(body: impl FnOnce(Control) -> F) -> std::time::Duration {
-    let world = rt::World::new(1, &steady_net(), None).expect("the simulation build");
-    timed(|| {
-        world.block_on(async {
-            body(Control::current().expect("inside a world")).await;
-        })
-    })
-    .0
-}
-
-/// Hands one value from a node program (which may run again) to the supervisor.
-type Slot<T> = Arc<Mutex<Option<oneshot::Sender<T>>>>;
-
-fn handoff<T: Send + 'static>() -> (Slot<T>, oneshot::Receiver<T>) {
-    let (tx, rx) = oneshot::channel();
-    (Arc::new(Mutex::new(Some(tx))), rx)
-}
-
-fn give<T>(slot: &Slot<T>, value: T) {
-    if let Some(tx) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        let _ = tx.send(value);
-    }
-}
 
 /// `n` remote calls from node 0 to an echo process on node 1, through Groundhog's `call`.
 fn groundhog_remote_calls(n: u64) -> std::time::Duration {
     in_world(|control| async move {
         let (server_slot, server) = handoff::<Pid>();
-        control.create_node(1, move || {
+        start_node(&control, 1, move || {
             let slot = server_slot.clone();
             async move {
                 let node = Node::start(NodeConfig::cluster(1, 1, 2))
                     .await
                     .expect("port free");
                 give(&slot, workloads::echo_server(&node));
-                std::future::pending::<()>().await;
             }
         });
         let server = server.await.expect("the server starts");
         let (done_slot, done) = handoff::<()>();
-        control.create_node(0, move || {
+        start_node(&control, 0, move || {
             let slot = done_slot.clone();
             async move {
                 let node = Node::start(NodeConfig::cluster(0, 1, 2))
@@ -78,64 +41,52 @@ fn groundhog_remote_calls(n: u64) -> std::time::Duration {
                     give(&slot, ());
                     ExitReason::Normal
                 });
-                std::future::pending::<()>().await;
             }
         });
         done.await.expect("the caller finishes");
     })
+    .0
 }
 
 /// The same `n` round trips as raw request/response datagrams over `rt::Endpoint`.
 fn endpoint_round_trips(n: u64) -> std::time::Duration {
-    const PORT: u16 = 7000;
     in_world(|control| async move {
         let (ready_slot, ready) = handoff::<()>();
-        control.create_node(1, move || {
+        start_node(&control, 1, move || {
             let slot = ready_slot.clone();
             async move {
-                let ep = Endpoint::bind(rt::node_addr(1, PORT))
+                let ep = Endpoint::bind(rt::node_addr(1, workloads::ECHO_PORT))
                     .await
                     .expect("port free");
                 give(&slot, ());
-                let mut buf = [0u8; 8];
-                loop {
-                    let (len, from) = ep.recv_from(1, &mut buf).await.expect("recv");
-                    ep.send_to(from, 2, &buf[..len]).await.expect("send");
-                }
+                workloads::endpoint_echo(&ep).await;
             }
         });
         ready.await.expect("the server binds");
         let (done_slot, done) = handoff::<()>();
-        control.create_node(0, move || {
+        start_node(&control, 0, move || {
             let slot = done_slot.clone();
             async move {
-                let ep = Endpoint::bind(rt::node_addr(0, PORT))
+                let ep = Endpoint::bind(rt::node_addr(0, workloads::ECHO_PORT))
                     .await
                     .expect("port free");
-                let mut buf = [0u8; 8];
+                let server = rt::node_addr(1, workloads::ECHO_PORT);
                 for i in 0..n {
-                    ep.send_to(rt::node_addr(1, PORT), 1, &i.to_le_bytes())
-                        .await
-                        .expect("send");
-                    let (len, _) = ep.recv_from(2, &mut buf).await.expect("recv");
-                    assert_eq!(
-                        u64::from_le_bytes(buf[..len].try_into().expect("8 bytes")),
-                        i
-                    );
+                    assert_eq!(workloads::endpoint_call(&ep, server, i).await, i);
                 }
                 give(&slot, ());
-                std::future::pending::<()>().await;
             }
         });
         done.await.expect("the client finishes");
     })
+    .0
 }
 
 /// `n` local sends on one simulated node, Groundhog's or a raw channel's.
 fn local_sends(n: u64, groundhog: bool) -> std::time::Duration {
     in_world(|control| async move {
         let (done_slot, done) = handoff::<()>();
-        control.create_node(0, move || {
+        start_node(&control, 0, move || {
             let slot = done_slot.clone();
             async move {
                 if groundhog {
@@ -145,11 +96,11 @@ fn local_sends(n: u64, groundhog: bool) -> std::time::Duration {
                     workloads::channel_sends(n, NodeConfig::local(0, 1).mailbox).await;
                 }
                 give(&slot, ());
-                std::future::pending::<()>().await;
             }
         });
         done.await.expect("the sends finish");
     })
+    .0
 }
 
 /// Interleaves `samples` pairs of (Groundhog, baseline) runs and reports per-op medians.

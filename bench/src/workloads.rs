@@ -1,7 +1,9 @@
 //! The workloads both builds measure, each in a Groundhog and a baseline version doing the same
 //! work. Every function returns after its work is done; callers time it.
 
-use groundhog_runtime::rt::{self, Duration};
+use std::net::SocketAddr;
+
+use groundhog_runtime::rt::{self, Duration, Endpoint};
 use groundhog_runtime::{Ctx, Event, ExitReason, Node, Pid, SendError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,6 +16,32 @@ pub fn echo_server(node: &Node) -> Pid {
             }
         }
     })
+}
+
+/// The port raw-datagram baselines serve their echo on (clear of the runtime's own).
+pub const ECHO_PORT: u16 = 7000;
+
+/// Tags of a raw request and its response on an `rt::Endpoint`.
+const REQUEST: u64 = 1;
+const RESPONSE: u64 = 2;
+
+/// The raw baseline of [`echo_server`]: answers every request datagram on `ep` with its bytes.
+pub async fn endpoint_echo(ep: &Endpoint) {
+    let mut buf = [0u8; 8];
+    loop {
+        let (len, from) = ep.recv_from(REQUEST, &mut buf).await.expect("recv");
+        ep.send_to(from, RESPONSE, &buf[..len]).await.expect("send");
+    }
+}
+
+/// One raw request/response round trip from `ep` to an [`endpoint_echo`] at `server`.
+pub async fn endpoint_call(ep: &Endpoint, server: SocketAddr, value: u64) -> u64 {
+    ep.send_to(server, REQUEST, &value.to_le_bytes())
+        .await
+        .expect("send");
+    let mut buf = [0u8; 8];
+    let (len, _) = ep.recv_from(RESPONSE, &mut buf).await.expect("recv");
+    u64::from_le_bytes(buf[..len].try_into().expect("8 bytes"))
 }
 
 /// Sends `n` messages from one process to another on `node`, then one call on the same pair,
