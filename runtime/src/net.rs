@@ -50,9 +50,9 @@ pub(crate) async fn start(node: &Node, listen: SocketAddr) -> std::io::Result<()
         let now = Instant::now();
         for (index, addr) in &node.config().peers {
             st.peers.insert(*index, Peer::new(*index, *addr, now));
-            // The first pump round says hello to every configured peer.
-            st.kick(*index);
         }
+        // The first pump round says hello to every configured peer.
+        st.kick();
     }
     let mut tasks = Vec::new();
     for _ in 0..RECEIVERS {
@@ -108,18 +108,7 @@ async fn pump(node: Node, socket: Arc<Socket>, mut kicks: mpsc::UnboundedReceive
             let Some(auth) = st.auth.as_mut() else {
                 return;
             };
-            // A tick looks at every peer; a kick only at those with something due.
-            let due = std::mem::take(&mut st.due);
-            let visit: Vec<u32> = if tick {
-                st.peers.keys().copied().collect()
-            } else {
-                due.into_iter().collect()
-            };
-            let mut acks_owed = Vec::new();
-            for index in visit {
-                let Some(peer) = st.peers.get_mut(&index) else {
-                    continue;
-                };
+            for peer in st.peers.values_mut() {
                 if let Some(why) = tick
                     .then(|| peer.check_silence(now, config.down_after))
                     .flatten()
@@ -145,13 +134,12 @@ async fn pump(node: Node, socket: Arc<Socket>, mut kicks: mpsc::UnboundedReceive
                 } else if let Some(f) = peer.ack_frame(me, incarnation, now, ack_delay) {
                     out.push((peer.addr, sealer, f));
                 }
-                if let Some(at) = peer.ack_deadline(ack_delay) {
-                    acks_owed.push((index, at));
-                }
             }
-            // A peer still owed an acknowledgement stays due until it goes.
-            next_ack = acks_owed.iter().map(|(_, at)| *at).min();
-            st.due.extend(acks_owed.into_iter().map(|(index, _)| index));
+            next_ack = st
+                .peers
+                .values()
+                .filter_map(|p| p.ack_deadline(ack_delay))
+                .min();
             for (peer, why) in down {
                 st.peer_down(peer, why);
             }

@@ -156,9 +156,6 @@ pub(crate) struct State {
     pub(crate) distributed: bool,
     kick: Option<mpsc::UnboundedSender<()>>,
     kicked: bool,
-    /// Peers the pump must look at before its next tick: something was queued for them, an
-    /// acknowledgement is owed, a handshake completed. Between ticks the pump visits only these.
-    pub(crate) due: BTreeSet<u32>,
     pub(crate) net_tasks: Vec<AbortHandle>,
     pub(crate) listen_addr: Option<SocketAddr>,
     /// Node-local registered names (the local registry backend's table).
@@ -207,9 +204,8 @@ impl State {
         self.procs.get_mut(&pid.id)
     }
 
-    /// Asks the pump to look at `peer` (flush what is queued for it, or owed to it).
-    pub(crate) fn kick(&mut self, peer: u32) {
-        self.due.insert(peer);
+    /// Asks the pump to flush frames.
+    pub(crate) fn kick(&mut self) {
         if !self.kicked {
             if let Some(k) = &self.kick {
                 self.kicked = k.unbounded_send(()).is_ok();
@@ -248,7 +244,6 @@ impl Node {
             distributed: false,
             kick: None,
             kicked: false,
-            due: BTreeSet::new(),
             net_tasks: Vec::new(),
             listen_addr: None,
             names: BTreeMap::new(),

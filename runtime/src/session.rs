@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::rt::{Duration, Instant};
-use crate::wire::{encoded_len, Frame, Wire, BATCH_BYTES};
+use crate::wire::{Frame, Wire};
 
 /// How many early messages a session buffers before dropping further ones (they are resent).
 pub(crate) const REORDER_WINDOW: u64 = 1024;
@@ -46,13 +46,9 @@ pub(crate) struct Peer {
     /// The peer's epoch we had heard when `out_epoch` began (0: none).
     out_base: u64,
     next_seq: u64,
-    /// Sent and not yet acknowledged, by sequence number: always a run of consecutive numbers
-    /// (acks remove a prefix, enqueue appends).
     unacked: BTreeMap<u64, Wire>,
-    /// The first sequence number never transmitted (`next_seq` when all were).
-    fresh_from: u64,
-    /// A frame went to the peer since the last tick: it served as this tick's heartbeat.
-    sent_since_tick: bool,
+    /// Sequence numbers never transmitted yet.
+    fresh: Vec<u64>,
     /// (incarnation, epoch) of the peer's session we accept.
     in_session: Option<(u64, u64)>,
     in_alive: bool,
@@ -121,8 +117,7 @@ impl Peer {
             out_base: 0,
             next_seq: 1,
             unacked: BTreeMap::new(),
-            fresh_from: 1,
-            sent_since_tick: false,
+            fresh: Vec::new(),
             in_session: None,
             in_alive: false,
             expected: 1,
@@ -188,6 +183,7 @@ impl Peer {
         let seq = self.next_seq;
         self.next_seq = seq.saturating_add(1);
         self.unacked.insert(seq, wire);
+        self.fresh.push(seq);
         Ok(())
     }
 
@@ -197,7 +193,7 @@ impl Peer {
         std::mem::take(&mut self.dropped)
     }
 
-    fn frame(&self, me: u32, my_incarnation: u64, seq: u64, msgs: Vec<Wire>) -> Frame {
+    fn frame(&self, me: u32, my_incarnation: u64, seq: u64, body: Option<Wire>) -> Frame {
         let (ack_epoch, ack, refused_epoch) = match self.in_session {
             Some((_, epoch)) if self.in_alive => (epoch, self.expected.saturating_sub(1), 0),
             Some((_, epoch)) => (0, 0, epoch),
@@ -213,45 +209,22 @@ impl Peer {
             ack,
             refused_epoch,
             seq,
-            msgs,
+            body,
         }
     }
 
-    /// Up to `max` unacknowledged messages from `from` on, as few frames as [`BATCH_BYTES`]
-    /// allows (each frame a run of consecutive sequence numbers).
-    fn batches(&self, me: u32, my_incarnation: u64, from: u64, max: usize) -> Vec<Frame> {
-        let mut frames = Vec::new();
-        let mut run: Vec<Wire> = Vec::new();
-        let (mut first, mut bytes) = (0u64, 0usize);
-        for (&seq, wire) in self.unacked.range(from..).take(max) {
-            let len = encoded_len(wire);
-            let fits = bytes.saturating_add(len) <= BATCH_BYTES;
-            if !run.is_empty() && (!fits || seq != first + run.len() as u64) {
-                frames.push(self.frame(me, my_incarnation, first, std::mem::take(&mut run)));
-            }
-            if run.is_empty() {
-                (first, bytes) = (seq, 0);
-            }
-            bytes = bytes.saturating_add(len);
-            run.push(wire.clone());
-        }
-        if !run.is_empty() {
-            frames.push(self.frame(me, my_incarnation, first, run));
-        }
-        frames
-    }
-
-    /// Frames for the messages queued since the last call: one, unless they are too many bytes
-    /// for one datagram. Each carries the acknowledgement owed, if any.
+    /// Frames for messages queued since the last call.
     pub(crate) fn fresh_frames(&mut self, me: u32, my_incarnation: u64) -> Vec<Frame> {
-        if self.fresh_from >= self.next_seq {
-            return Vec::new();
-        }
-        let frames = self.batches(me, my_incarnation, self.fresh_from, usize::MAX);
-        self.fresh_from = self.next_seq;
+        let fresh = std::mem::take(&mut self.fresh);
+        let frames: Vec<Frame> = fresh
+            .into_iter()
+            .filter_map(|seq| {
+                let wire = self.unacked.get(&seq)?.clone();
+                Some(self.frame(me, my_incarnation, seq, Some(wire)))
+            })
+            .collect();
         if !frames.is_empty() {
             self.ack_due_since = None;
-            self.sent_since_tick = true;
         }
         frames
     }
@@ -271,8 +244,7 @@ impl Peer {
             return None;
         }
         self.ack_due_since = None;
-        self.sent_since_tick = true;
-        Some(self.frame(me, my_incarnation, 0, Vec::new()))
+        Some(self.frame(me, my_incarnation, 0, None))
     }
 
     /// When the owed acknowledgement, if any, must go out on its own.
@@ -280,16 +252,16 @@ impl Peer {
         self.ack_due_since.map(|since| since + delay)
     }
 
-    /// Every tick: up to `max` retransmissions, batched; with nothing to retransmit, a
-    /// heartbeat, unless a frame already went to the peer since the last tick (any frame is a
-    /// heartbeat: a busy link carries none of its own) and no acknowledgement is owed.
+    /// Every tick: a heartbeat and up to `max` retransmissions.
     pub(crate) fn tick_frames(&mut self, me: u32, my_incarnation: u64, max: usize) -> Vec<Frame> {
-        let mut frames = self.batches(me, my_incarnation, 0, max);
-        if frames.is_empty() && (!self.sent_since_tick || self.ack_due_since.is_some()) {
-            frames.push(self.frame(me, my_incarnation, 0, Vec::new()));
-        }
         self.ack_due_since = None;
-        self.sent_since_tick = false;
+        let mut frames = vec![self.frame(me, my_incarnation, 0, None)];
+        frames.extend(
+            self.unacked
+                .iter()
+                .take(max)
+                .map(|(seq, w)| self.frame(me, my_incarnation, *seq, Some(w.clone()))),
+        );
         frames
     }
 
@@ -333,9 +305,9 @@ impl Peer {
             _ => 0,
         };
         self.next_seq = 1;
-        self.fresh_from = 1;
         self.dropped += self.unacked.len();
         self.unacked.clear();
+        self.fresh.clear();
     }
 
     /// Fields no honest peer sends: refused without touching any state.
@@ -356,9 +328,7 @@ impl Peer {
             // Acknowledges a message we never sent in this epoch.
             return Some("bad-ack");
         }
-        if (frame.seq == 0) != frame.msgs.is_empty()
-            || frame.seq.checked_add(frame.msgs.len() as u64).is_none()
-        {
+        if (frame.seq == 0) != frame.body.is_none() {
             return Some("bad-seq");
         }
         None
@@ -450,34 +420,24 @@ impl Peer {
             // `nonsense` has checked ack < next_seq, so ack + 1 cannot overflow.
             self.unacked = self.unacked.split_off(&(frame.ack + 1));
         }
-        if !frame.msgs.is_empty() {
+        if let (Some(wire), true) = (frame.body, frame.seq > 0) {
             self.ack_due_since.get_or_insert(now);
-            // What is delivered is a run from here on.
             out.first_seq = self.expected;
-            // `nonsense` has checked that the frame's last sequence number fits in a u64.
-            for (i, wire) in frame.msgs.into_iter().enumerate() {
-                self.accept(frame.seq + i as u64, wire, &mut out.deliver);
+            if frame.seq == self.expected {
+                out.deliver.push(wire);
+                self.expected = self.expected.saturating_add(1);
+                while let Some(next) = self.early.remove(&self.expected) {
+                    out.deliver.push(next);
+                    self.expected = self.expected.saturating_add(1);
+                }
+            } else if frame.seq > self.expected
+                && frame.seq - self.expected < REORDER_WINDOW
+                && self.early.len() < REORDER_WINDOW as usize
+            {
+                self.early.insert(frame.seq, wire);
             }
         }
         out
-    }
-
-    /// Message `seq` arrived: delivered if it is the next expected (with the early ones it
-    /// lets through), buffered if early and within the window, dropped if a duplicate.
-    fn accept(&mut self, seq: u64, wire: Wire, deliver: &mut Vec<Wire>) {
-        if seq == self.expected {
-            deliver.push(wire);
-            self.expected = self.expected.saturating_add(1);
-            while let Some(next) = self.early.remove(&self.expected) {
-                deliver.push(next);
-                self.expected = self.expected.saturating_add(1);
-            }
-        } else if seq > self.expected
-            && seq - self.expected < REORDER_WINDOW
-            && self.early.len() < REORDER_WINDOW as usize
-        {
-            self.early.insert(seq, wire);
-        }
     }
 
     /// The node could not deliver `rest`, the tail of a [`Received::deliver`] starting at
@@ -1005,7 +965,7 @@ mod tests {
                 ack: ack.unwrap_or(honest.ack),
                 refused_epoch: refused.unwrap_or(honest.refused_epoch),
                 seq,
-                msgs: if body { vec![wire(seq)] } else { Vec::new() },
+                body: body.then(|| wire(seq)),
             }
         };
         let config = Config {

@@ -72,7 +72,7 @@ impl State {
             }
         };
         match queued {
-            Ok(()) => self.kick(node),
+            Ok(()) => self.kick(),
             Err(why) => {
                 event!(
                     "drop",
@@ -82,7 +82,7 @@ impl State {
                     reason = why.reason()
                 );
                 // An overflowed control queue is declared down at the pump's next tick.
-                self.kick(node);
+                self.kick();
             }
         }
         queued
@@ -296,8 +296,7 @@ impl Node {
                 if restarted {
                     st.peer_down(peer, "reset");
                 }
-                // What waited for the key goes out now.
-                st.kick(peer);
+                st.kick();
                 None
             }
             Opened::Dropped {
@@ -329,7 +328,7 @@ impl State {
             event!("drop", node = st.index, peer = peer_index, reason = reason);
             // A refusal may have moved our epoch on, dropping what we had queued.
             st.trace_session_drops(peer_index);
-            st.kick(peer_index);
+            st.kick();
             return;
         }
         if received.reset {
@@ -349,6 +348,6 @@ impl State {
             n += 1;
         }
         st.trace_session_drops(peer_index);
-        st.kick(peer_index);
+        st.kick();
     }
 }
