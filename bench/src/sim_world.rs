@@ -40,16 +40,9 @@ where
     });
 }
 
-/// Datagrams the world's network has carried so far (madsim's own count; the runtime does not
-/// expose it, so the bench reads it from madsim directly).
-#[cfg(madsim)]
+/// Datagrams the world's network has carried so far (0 outside the simulation build).
 pub fn datagrams() -> u64 {
-    madsim::net::NetSim::current().stat().msg_count
-}
-
-#[cfg(not(madsim))]
-pub fn datagrams() -> u64 {
-    0
+    rt::datagram_count().unwrap_or(0)
 }
 
 /// Hands one value from a node program (which may run again) to the supervisor.

@@ -245,7 +245,8 @@ fn latency_range(net: &NetConfig) -> Range<Duration> {
 }
 
 pub use backend::{
-    elapsed, run_test, spawn, task_count, world_seed, world_state, Control, SimNode, World,
+    datagram_count, elapsed, run_test, spawn, task_count, world_seed, world_state, Control,
+    SimNode, World,
 };
 
 /// The generator of a node's handshake nonces. Under simulation it is derived from the world's
@@ -483,6 +484,12 @@ mod backend {
         Some(Handle::current().metrics().num_tasks() + on_supervisor)
     }
 
+    /// Datagrams the current world's network has carried so far (for benchmarks: madsim's own
+    /// count); `None` in the real build.
+    pub fn datagram_count() -> Option<u64> {
+        Some(NetSim::current().stat().msg_count)
+    }
+
     /// A simulated node created by [`Control::create_node`].
     #[derive(Clone)]
     pub struct SimNode {
@@ -651,6 +658,11 @@ mod backend {
 
     /// Not counted in the real build.
     pub fn task_count() -> Option<usize> {
+        None
+    }
+
+    /// Not counted in the real build.
+    pub fn datagram_count() -> Option<u64> {
         None
     }
 
