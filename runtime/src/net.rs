@@ -48,11 +48,12 @@ pub(crate) async fn start(node: &Node, listen: SocketAddr) -> std::io::Result<()
             rt::nonce_rng(index, incarnation),
         ));
         let now = Instant::now();
+        st.last_tick = now;
         for (index, addr) in &node.config().peers {
             st.peers.insert(*index, Peer::new(*index, *addr, now));
+            // The first pump round says hello to every configured peer.
+            st.kick(*index);
         }
-        // The first pump round says hello to every configured peer.
-        st.kick();
     }
     let mut tasks = Vec::new();
     for _ in 0..RECEIVERS {
@@ -108,9 +109,26 @@ async fn pump(node: Node, socket: Arc<Socket>, mut kicks: mpsc::UnboundedReceive
             let Some(auth) = st.auth.as_mut() else {
                 return;
             };
-            for peer in st.peers.values_mut() {
+            // A tick looks at every peer; a kick only at those with something due.
+            let due = std::mem::take(&mut st.due);
+            let visit: Vec<u32> = if tick {
+                st.peers.keys().copied().collect()
+            } else {
+                due.into_iter().collect()
+            };
+            // A tick after a stall of this node's own (see `State::stalled`) declares every
+            // peer down: nothing heard before it can be trusted.
+            let stalled = tick && now.saturating_duration_since(st.last_tick) > st.stall_after;
+            if tick {
+                st.last_tick = now;
+            }
+            let mut acks_owed = Vec::new();
+            for index in visit {
+                let Some(peer) = st.peers.get_mut(&index) else {
+                    continue;
+                };
                 if let Some(why) = tick
-                    .then(|| peer.check_silence(now, config.down_after))
+                    .then(|| peer.check_silence(now, config.down_after, stalled))
                     .flatten()
                 {
                     down.push((peer.index, why));
@@ -134,12 +152,13 @@ async fn pump(node: Node, socket: Arc<Socket>, mut kicks: mpsc::UnboundedReceive
                 } else if let Some(f) = peer.ack_frame(me, incarnation, now, ack_delay) {
                     out.push((peer.addr, sealer, f));
                 }
+                if let Some(at) = peer.ack_deadline(ack_delay) {
+                    acks_owed.push((index, at));
+                }
             }
-            next_ack = st
-                .peers
-                .values()
-                .filter_map(|p| p.ack_deadline(ack_delay))
-                .min();
+            // A peer still owed an acknowledgement stays due until it goes.
+            next_ack = acks_owed.iter().map(|(_, at)| *at).min();
+            st.due.extend(acks_owed.into_iter().map(|(index, _)| index));
             for (peer, why) in down {
                 st.peer_down(peer, why);
             }

@@ -13,7 +13,7 @@ use futures::channel::{mpsc, oneshot};
 
 use crate::auth::{Auth, NetStats, Secret};
 use crate::mailbox::{Mailbox, Payload};
-use crate::rt::{self, AbortHandle, Duration};
+use crate::rt::{self, AbortHandle, Duration, Instant};
 use crate::session::Peer;
 use crate::{event, CallError, ExitReason, Pid, Ref};
 
@@ -156,6 +156,14 @@ pub(crate) struct State {
     pub(crate) distributed: bool,
     kick: Option<mpsc::UnboundedSender<()>>,
     kicked: bool,
+    /// Peers the pump must look at before its next tick: something was queued for them, an
+    /// acknowledgement is owed, a handshake completed. Between ticks the pump visits only these.
+    pub(crate) due: BTreeSet<u32>,
+    /// When the pump last ran its tick: a node whose own pump has not ticked for longer than
+    /// `stall_after` was stalled itself (paused, starved) and trusts nothing it heard before.
+    pub(crate) last_tick: Instant,
+    /// One heartbeat plus `down_after`: a tick that late means the node itself stalled.
+    pub(crate) stall_after: Duration,
     pub(crate) net_tasks: Vec<AbortHandle>,
     pub(crate) listen_addr: Option<SocketAddr>,
     /// Node-local registered names (the local registry backend's table).
@@ -204,8 +212,9 @@ impl State {
         self.procs.get_mut(&pid.id)
     }
 
-    /// Asks the pump to flush frames.
-    pub(crate) fn kick(&mut self) {
+    /// Asks the pump to look at `peer` (flush what is queued for it, or owed to it).
+    pub(crate) fn kick(&mut self, peer: u32) {
+        self.due.insert(peer);
         if !self.kicked {
             if let Some(k) = &self.kick {
                 self.kicked = k.unbounded_send(()).is_ok();
@@ -240,10 +249,13 @@ impl Node {
             sweeper_armed: None,
             peers: BTreeMap::new(),
             down_after: config.down_after,
+            stall_after: config.heartbeat.saturating_add(config.down_after),
             auth: None,
             distributed: false,
             kick: None,
             kicked: false,
+            due: BTreeSet::new(),
+            last_tick: Instant::now(),
             net_tasks: Vec::new(),
             listen_addr: None,
             names: BTreeMap::new(),

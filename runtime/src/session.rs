@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::rt::{Duration, Instant};
-use crate::wire::{Frame, Wire};
+use crate::wire::{encoded_len, Frame, Wire, BATCH_BYTES};
 
 /// How many early messages a session buffers before dropping further ones (they are resent).
 pub(crate) const REORDER_WINDOW: u64 = 1024;
@@ -46,9 +46,13 @@ pub(crate) struct Peer {
     /// The peer's epoch we had heard when `out_epoch` began (0: none).
     out_base: u64,
     next_seq: u64,
+    /// Sent and not yet acknowledged, by sequence number: always a run of consecutive numbers
+    /// (acks remove a prefix, enqueue appends).
     unacked: BTreeMap<u64, Wire>,
-    /// Sequence numbers never transmitted yet.
-    fresh: Vec<u64>,
+    /// The first sequence number never transmitted (`next_seq` when all were).
+    fresh_from: u64,
+    /// A frame went to the peer since the last tick: it served as this tick's heartbeat.
+    sent_since_tick: bool,
     /// (incarnation, epoch) of the peer's session we accept.
     in_session: Option<(u64, u64)>,
     in_alive: bool,
@@ -117,7 +121,8 @@ impl Peer {
             out_base: 0,
             next_seq: 1,
             unacked: BTreeMap::new(),
-            fresh: Vec::new(),
+            fresh_from: 1,
+            sent_since_tick: false,
             in_session: None,
             in_alive: false,
             expected: 1,
@@ -183,7 +188,6 @@ impl Peer {
         let seq = self.next_seq;
         self.next_seq = seq.saturating_add(1);
         self.unacked.insert(seq, wire);
-        self.fresh.push(seq);
         Ok(())
     }
 
@@ -193,7 +197,7 @@ impl Peer {
         std::mem::take(&mut self.dropped)
     }
 
-    fn frame(&self, me: u32, my_incarnation: u64, seq: u64, body: Option<Wire>) -> Frame {
+    fn frame(&self, me: u32, my_incarnation: u64, seq: u64, msgs: Vec<Wire>) -> Frame {
         let (ack_epoch, ack, refused_epoch) = match self.in_session {
             Some((_, epoch)) if self.in_alive => (epoch, self.expected.saturating_sub(1), 0),
             Some((_, epoch)) => (0, 0, epoch),
@@ -209,22 +213,45 @@ impl Peer {
             ack,
             refused_epoch,
             seq,
-            body,
+            msgs,
         }
     }
 
-    /// Frames for messages queued since the last call.
+    /// Up to `max` unacknowledged messages from `from` on, as few frames as [`BATCH_BYTES`]
+    /// allows (each frame a run of consecutive sequence numbers).
+    fn batches(&self, me: u32, my_incarnation: u64, from: u64, max: usize) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let mut run: Vec<Wire> = Vec::new();
+        let (mut first, mut bytes) = (0u64, 0usize);
+        for (&seq, wire) in self.unacked.range(from..).take(max) {
+            let len = encoded_len(wire);
+            let fits = bytes.saturating_add(len) <= BATCH_BYTES;
+            if !run.is_empty() && (!fits || seq != first + run.len() as u64) {
+                frames.push(self.frame(me, my_incarnation, first, std::mem::take(&mut run)));
+            }
+            if run.is_empty() {
+                (first, bytes) = (seq, 0);
+            }
+            bytes = bytes.saturating_add(len);
+            run.push(wire.clone());
+        }
+        if !run.is_empty() {
+            frames.push(self.frame(me, my_incarnation, first, run));
+        }
+        frames
+    }
+
+    /// Frames for the messages queued since the last call: one, unless they are too many bytes
+    /// for one datagram. Each carries the acknowledgement owed, if any.
     pub(crate) fn fresh_frames(&mut self, me: u32, my_incarnation: u64) -> Vec<Frame> {
-        let fresh = std::mem::take(&mut self.fresh);
-        let frames: Vec<Frame> = fresh
-            .into_iter()
-            .filter_map(|seq| {
-                let wire = self.unacked.get(&seq)?.clone();
-                Some(self.frame(me, my_incarnation, seq, Some(wire)))
-            })
-            .collect();
+        if self.fresh_from >= self.next_seq {
+            return Vec::new();
+        }
+        let frames = self.batches(me, my_incarnation, self.fresh_from, usize::MAX);
+        self.fresh_from = self.next_seq;
         if !frames.is_empty() {
             self.ack_due_since = None;
+            self.sent_since_tick = true;
         }
         frames
     }
@@ -244,7 +271,8 @@ impl Peer {
             return None;
         }
         self.ack_due_since = None;
-        Some(self.frame(me, my_incarnation, 0, None))
+        self.sent_since_tick = true;
+        Some(self.frame(me, my_incarnation, 0, Vec::new()))
     }
 
     /// When the owed acknowledgement, if any, must go out on its own.
@@ -252,32 +280,35 @@ impl Peer {
         self.ack_due_since.map(|since| since + delay)
     }
 
-    /// Every tick: a heartbeat and up to `max` retransmissions.
+    /// Every tick: up to `max` retransmissions, batched; with nothing to retransmit, a
+    /// heartbeat, unless a frame already went to the peer since the last tick (any frame is a
+    /// heartbeat: a busy link carries none of its own) and no acknowledgement is owed.
     pub(crate) fn tick_frames(&mut self, me: u32, my_incarnation: u64, max: usize) -> Vec<Frame> {
+        let mut frames = self.batches(me, my_incarnation, 0, max);
+        if frames.is_empty() && (!self.sent_since_tick || self.ack_due_since.is_some()) {
+            frames.push(self.frame(me, my_incarnation, 0, Vec::new()));
+        }
         self.ack_due_since = None;
-        let mut frames = vec![self.frame(me, my_incarnation, 0, None)];
-        frames.extend(
-            self.unacked
-                .iter()
-                .take(max)
-                .map(|(seq, w)| self.frame(me, my_incarnation, *seq, Some(w.clone()))),
-        );
+        self.sent_since_tick = false;
         frames
     }
 
-    /// Silent for longer than `timeout` while up, or its queue overflowed: declares it down
-    /// (the caller then fails everything pending with the peer). The reason when it just went
-    /// down.
+    /// Silent for longer than `timeout` while up, its queue overflowed, or this node itself
+    /// `stalled`: declares it down (the caller then fails everything pending with the peer).
+    /// The reason when it just went down.
     pub(crate) fn check_silence(
         &mut self,
         now: Instant,
         timeout: Duration,
+        stalled: bool,
     ) -> Option<&'static str> {
         if !self.up {
             return None;
         }
         let why = if self.overflowed {
             "overflow"
+        } else if stalled {
+            "stall"
         } else if now.saturating_duration_since(self.last_heard) > timeout {
             "silence"
         } else {
@@ -305,9 +336,9 @@ impl Peer {
             _ => 0,
         };
         self.next_seq = 1;
+        self.fresh_from = 1;
         self.dropped += self.unacked.len();
         self.unacked.clear();
-        self.fresh.clear();
     }
 
     /// Fields no honest peer sends: refused without touching any state.
@@ -328,7 +359,9 @@ impl Peer {
             // Acknowledges a message we never sent in this epoch.
             return Some("bad-ack");
         }
-        if (frame.seq == 0) != frame.body.is_none() {
+        if (frame.seq == 0) != frame.msgs.is_empty()
+            || frame.seq.checked_add(frame.msgs.len() as u64).is_none()
+        {
             return Some("bad-seq");
         }
         None
@@ -420,24 +453,34 @@ impl Peer {
             // `nonsense` has checked ack < next_seq, so ack + 1 cannot overflow.
             self.unacked = self.unacked.split_off(&(frame.ack + 1));
         }
-        if let (Some(wire), true) = (frame.body, frame.seq > 0) {
+        if !frame.msgs.is_empty() {
             self.ack_due_since.get_or_insert(now);
+            // What is delivered is a run from here on.
             out.first_seq = self.expected;
-            if frame.seq == self.expected {
-                out.deliver.push(wire);
-                self.expected = self.expected.saturating_add(1);
-                while let Some(next) = self.early.remove(&self.expected) {
-                    out.deliver.push(next);
-                    self.expected = self.expected.saturating_add(1);
-                }
-            } else if frame.seq > self.expected
-                && frame.seq - self.expected < REORDER_WINDOW
-                && self.early.len() < REORDER_WINDOW as usize
-            {
-                self.early.insert(frame.seq, wire);
+            // `nonsense` has checked that the frame's last sequence number fits in a u64.
+            for (i, wire) in frame.msgs.into_iter().enumerate() {
+                self.accept(frame.seq + i as u64, wire, &mut out.deliver);
             }
         }
         out
+    }
+
+    /// Message `seq` arrived: delivered if it is the next expected (with the early ones it
+    /// lets through), buffered if early and within the window, dropped if a duplicate.
+    fn accept(&mut self, seq: u64, wire: Wire, deliver: &mut Vec<Wire>) {
+        if seq == self.expected {
+            deliver.push(wire);
+            self.expected = self.expected.saturating_add(1);
+            while let Some(next) = self.early.remove(&self.expected) {
+                deliver.push(next);
+                self.expected = self.expected.saturating_add(1);
+            }
+        } else if seq > self.expected
+            && seq - self.expected < REORDER_WINDOW
+            && self.early.len() < REORDER_WINDOW as usize
+        {
+            self.early.insert(seq, wire);
+        }
     }
 
     /// The node could not deliver `rest`, the tail of a [`Received::deliver`] starting at
@@ -577,12 +620,12 @@ mod tests {
             a.receive(f, 1, now);
         }
         let t1 = now + Duration::from_secs(10);
-        assert!(a.check_silence(t1, Duration::from_secs(1)).is_some());
+        assert!(a.check_silence(t1, Duration::from_secs(1), false).is_some());
         // Brief heal, one way: b hears a's new epoch and resets.
         assert!(b.receive(a.tick_frames(0, 1, 8).remove(0), 1, t1).reset);
         // Cut again: b declares a down.
         let t2 = t1 + Duration::from_secs(10);
-        assert!(b.check_silence(t2, Duration::from_secs(1)).is_some());
+        assert!(b.check_silence(t2, Duration::from_secs(1), false).is_some());
         // Final heal: frames flow both ways for a while.
         let t3 = t2 + Duration::from_secs(1);
         for n in 0..4 {
@@ -632,7 +675,9 @@ mod tests {
             a.receive(f, 1, now);
         }
         let later = now + Duration::from_secs(10);
-        assert!(a.check_silence(later, Duration::from_secs(1)).is_some());
+        assert!(a
+            .check_silence(later, Duration::from_secs(1), false)
+            .is_some());
         // b hears a's new epoch: b's live session with a ended, so a is down for b. The same
         // frame names b's epoch as refused (a declared it down), so b moves on at once.
         let r = b.receive(a.tick_frames(0, 1, 8).remove(0), 1, later);
@@ -659,8 +704,12 @@ mod tests {
         b.enqueue(wire(7)).unwrap();
         let backlog = b.tick_frames(1, 1, 8);
         let later = now + Duration::from_secs(3);
-        assert!(b.check_silence(later, Duration::from_secs(1)).is_some());
-        assert!(a.check_silence(later, Duration::from_secs(1)).is_some());
+        assert!(b
+            .check_silence(later, Duration::from_secs(1), false)
+            .is_some());
+        assert!(a
+            .check_silence(later, Duration::from_secs(1), false)
+            .is_some());
         assert_eq!(
             b.take_dropped(),
             1,
@@ -744,7 +793,10 @@ mod tests {
         let mut held = b.fresh_frames(1, 1);
         held.extend(b.tick_frames(1, 1, 8));
         let t1 = now + Duration::from_secs(2);
-        assert_eq!(a.check_silence(t1, Duration::from_secs(1)), Some("silence"));
+        assert_eq!(
+            a.check_silence(t1, Duration::from_secs(1), false),
+            Some("silence")
+        );
         // b hears a's post-down epoch: the connection is dead for b too. Its backlog goes when
         // a names b's epoch refused (a new epoch alone does not move b on: that made two nodes
         // reset each other forever after a long pause).
@@ -788,8 +840,10 @@ mod tests {
         in_flight.extend(a.tick_frames(0, 1, 8));
         let in_flight_b = b2.fresh_frames(1, 2);
         let t1 = now + Duration::from_secs(2);
-        assert!(a.check_silence(t1, Duration::from_secs(1)).is_some());
-        assert!(b2.check_silence(t1, Duration::from_secs(1)).is_some());
+        assert!(a.check_silence(t1, Duration::from_secs(1), false).is_some());
+        assert!(b2
+            .check_silence(t1, Duration::from_secs(1), false)
+            .is_some());
         assert_eq!(
             a.enqueue(wire(3)),
             Err(Unqueued::Down),
@@ -845,11 +899,11 @@ mod tests {
         for n in 0..CONTROL_RESERVE as u64 {
             a.enqueue(wire(n)).unwrap();
         }
-        assert_eq!(a.check_silence(now, Duration::from_secs(1)), None);
+        assert_eq!(a.check_silence(now, Duration::from_secs(1), false), None);
         assert_eq!(a.enqueue(wire(0)), Err(Unqueued::Full));
         assert_eq!(a.unacked(), OUTBOUND_LIMIT + CONTROL_RESERVE);
         assert_eq!(
-            a.check_silence(now, Duration::from_secs(1)),
+            a.check_silence(now, Duration::from_secs(1), false),
             Some("overflow")
         );
         assert_eq!(a.take_dropped(), OUTBOUND_LIMIT + CONTROL_RESERVE);
@@ -965,7 +1019,7 @@ mod tests {
                 ack: ack.unwrap_or(honest.ack),
                 refused_epoch: refused.unwrap_or(honest.refused_epoch),
                 seq,
-                body: body.then(|| wire(seq)),
+                msgs: if body { vec![wire(seq)] } else { Vec::new() },
             }
         };
         let config = Config {
@@ -997,7 +1051,7 @@ mod tests {
                     let _ = b.enqueue(wire(i as u64));
                     let _ = b.fresh_frames(1, 1);
                     let _ = b.ack_frame(1, 1, t, Duration::ZERO);
-                    let _ = b.check_silence(t, Duration::from_secs(1));
+                    let _ = b.check_silence(t, Duration::from_secs(1), false);
                 }
                 prop_assert!(b.unacked() <= OUTBOUND_LIMIT + CONTROL_RESERVE);
                 prop_assert!(b.early() <= REORDER_WINDOW as usize);

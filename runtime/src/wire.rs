@@ -16,6 +16,10 @@ pub const MAX_FRAME: usize = 60_000;
 /// The largest encoded user message; leaves room for the frame header.
 pub const MAX_PAYLOAD: usize = MAX_FRAME - 512;
 
+/// How many encoded bytes of messages one frame carries at most: a frame that would grow past it
+/// closes and the rest go in the next. A single message bigger than this still goes alone.
+pub(crate) const BATCH_BYTES: usize = MAX_PAYLOAD;
+
 /// One message between nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Wire {
@@ -100,6 +104,45 @@ impl Wire {
     }
 }
 
+/// A frame's messages, decoded one by one as the datagram holds them: a hostile length prefix
+/// never makes the decoder reserve room for messages that are not there.
+mod msgs {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde::ser::{SerializeSeq, Serializer};
+
+    use super::Wire;
+
+    pub fn serialize<S: Serializer>(msgs: &[Wire], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(msgs.len()))?;
+        for m in msgs {
+            seq.serialize_element(m)?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Wire>, D::Error> {
+        d.deserialize_seq(Msgs)
+    }
+
+    struct Msgs;
+
+    impl<'de> Visitor<'de> for Msgs {
+        type Value = Vec<Wire>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a sequence of messages")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Wire>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(m) = seq.next_element()? {
+                out.push(m);
+            }
+            Ok(out)
+        }
+    }
+}
+
 /// Payloads as byte strings, not sequences of `u8` (the same bytes on the wire). Decoded as a
 /// sequence, a hostile length prefix makes serde preallocate up to 1 MiB before the datagram
 /// runs out; as a byte string the length is checked against the frame limit and the datagram
@@ -164,9 +207,13 @@ pub struct Frame {
     /// The receiver must start a new epoch: without this, a receiver that had itself declared
     /// the sender down earlier (flapping partitions) would keep sending in the refused epoch.
     pub refused_epoch: u64,
-    /// 0 for a frame that carries no message (heartbeat, acknowledgement).
+    /// The sequence number of the first of `msgs`; the others follow it in order. 0 for a
+    /// frame that carries no message (a heartbeat, an acknowledgement).
     pub seq: u64,
-    pub body: Option<Wire>,
+    /// Everything queued for the receiver since the last frame, up to [`BATCH_BYTES`]: one
+    /// datagram carries a call and the monitor that goes with it, or a burst of sends.
+    #[serde(with = "msgs")]
+    pub msgs: Vec<Wire>,
 }
 
 #[cfg(test)]
@@ -184,7 +231,7 @@ impl Frame {
             ack: 0,
             refused_epoch: 0,
             seq,
-            body,
+            msgs: body.into_iter().collect(),
         }
     }
 }
@@ -202,6 +249,13 @@ fn options() -> impl Options {
     bincode::DefaultOptions::new()
         .with_limit(MAX_FRAME as u64)
         .reject_trailing_bytes()
+}
+
+/// The encoded size of `value` (what [`encode`] would produce), without encoding it.
+pub(crate) fn encoded_len<T: Serialize>(value: &T) -> usize {
+    options()
+        .serialized_size(value)
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
@@ -245,11 +299,11 @@ mod tests {
             ack: 4,
             refused_epoch: 0,
             seq: 5,
-            body: Some(Wire::Send {
+            msgs: vec![Wire::Send {
                 from: pid,
                 to: pid,
                 payload: vec![1, 2, 3],
-            }),
+            }],
         }
     }
 
@@ -362,11 +416,14 @@ mod tests {
                 ack: f,
                 refused_epoch: g,
                 seq: h,
-                body: payload.map(|payload| Wire::Send {
-                    from: frame_pid(),
-                    to: frame_pid(),
-                    payload,
-                }),
+                msgs: payload
+                    .map(|payload| Wire::Send {
+                        from: frame_pid(),
+                        to: frame_pid(),
+                        payload,
+                    })
+                    .into_iter()
+                    .collect(),
             });
         let config = Config {
             cases: 256,

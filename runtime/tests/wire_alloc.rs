@@ -50,11 +50,11 @@ fn frame(payload: Vec<u8>) -> Frame {
         ack: 4,
         refused_epoch: 0,
         seq: 5,
-        body: Some(Wire::Send {
+        msgs: vec![Wire::Send {
             from: pid(),
             to: pid(),
             payload,
-        }),
+        }],
     }
 }
 
@@ -77,6 +77,30 @@ fn decoding_allocates_no_more_than_the_datagram_holds() {
         assert!(
             cost <= bound(&lying),
             "a {}-byte datagram claiming {claim} bytes cost {cost} bytes to decode",
+            lying.len()
+        );
+    }
+    // A message count claiming more messages than follow (a frame batches several).
+    let empty = Frame {
+        seq: 0,
+        msgs: Vec::new(),
+        ..frame(Vec::new())
+    };
+    let mut bytes = encode(&empty).unwrap();
+    assert_eq!(
+        bytes.pop(),
+        Some(0),
+        "the empty message count ends the frame"
+    );
+    for claim in [1u64 << 40, 1 << 20, 4_000] {
+        let mut lying = bytes.clone();
+        lying.push(253);
+        lying.extend_from_slice(&claim.to_le_bytes());
+        let (ok, cost) = decode_cost(&lying);
+        assert!(!ok, "a claim of {claim} messages decoded");
+        assert!(
+            cost <= bound(&lying),
+            "a {}-byte datagram claiming {claim} messages cost {cost} bytes to decode",
             lying.len()
         );
     }

@@ -8,5 +8,6 @@ mod down_fence;
 mod fifo;
 mod monitors;
 mod registry;
+mod stall;
 mod supervision;
 mod supervision_trees;

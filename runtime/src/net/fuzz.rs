@@ -163,7 +163,12 @@ fn frame(rng: &mut ChaCha8Rng, from: u32, real: &[Pid]) -> Frame {
         ack: pick(rng.gen_range(0..5), rng),
         refused_epoch: pick(0, rng),
         seq,
-        body: (seq != 0 || rng.gen_bool(0.1)).then(|| body(rng, real)),
+        msgs: if seq != 0 || rng.gen_bool(0.1) {
+            let n = rng.gen_range(1..4);
+            (0..n).map(|_| body(rng, real)).collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -38,13 +38,24 @@ impl State {
     /// Whether `node` is reachable as far as this node knows (not declared down).
     /// A peer silent for longer than `down_after` counts as down here before the pump's next
     /// tick declares it (after a pause of this node, say, its first lookups must not trust
-    /// what it heard before).
+    /// what it heard before). A node that was stalled itself counts no peer as up until its
+    /// pump's next tick has looked at them again (see [`State::stalled`]).
     pub(crate) fn peer_up(&self, node: u32) -> bool {
+        let now = Instant::now();
         self.distributed
+            && !self.stalled(now)
             && self
                 .peers
                 .get(&node)
-                .is_some_and(|p| p.is_up() && !p.silent_for(Instant::now(), self.down_after))
+                .is_some_and(|p| p.is_up() && !p.silent_for(now, self.down_after))
+    }
+
+    /// This node's own pump has not ticked for longer than a heartbeat plus `down_after`: the
+    /// node itself was paused or starved. Its peers have declared it down by now, and frames it
+    /// reads now may have waited in its socket the whole time, so hearing them says nothing
+    /// about the peer's present; its next tick declares every peer down (`why=stall`).
+    pub(crate) fn stalled(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_tick) > self.stall_after
     }
 
     /// Queues `wire` for `node`; if it cannot be queued (no session, the peer declared down,
@@ -72,7 +83,7 @@ impl State {
             }
         };
         match queued {
-            Ok(()) => self.kick(),
+            Ok(()) => self.kick(node),
             Err(why) => {
                 event!(
                     "drop",
@@ -82,7 +93,7 @@ impl State {
                     reason = why.reason()
                 );
                 // An overflowed control queue is declared down at the pump's next tick.
-                self.kick();
+                self.kick(node);
             }
         }
         queued
@@ -296,7 +307,8 @@ impl Node {
                 if restarted {
                     st.peer_down(peer, "reset");
                 }
-                st.kick();
+                // What waited for the key goes out now.
+                st.kick(peer);
                 None
             }
             Opened::Dropped {
@@ -328,7 +340,7 @@ impl State {
             event!("drop", node = st.index, peer = peer_index, reason = reason);
             // A refusal may have moved our epoch on, dropping what we had queued.
             st.trace_session_drops(peer_index);
-            st.kick();
+            st.kick(peer_index);
             return;
         }
         if received.reset {
@@ -348,6 +360,6 @@ impl State {
             n += 1;
         }
         st.trace_session_drops(peer_index);
-        st.kick();
+        st.kick(peer_index);
     }
 }
