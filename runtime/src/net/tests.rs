@@ -193,6 +193,63 @@ async fn a_remote_call_into_a_full_mailbox_is_refused() {
         .expect("the call returned")
         .unwrap();
     assert_eq!(r, Err(CallError::NotSent("mailbox full".into())));
+    // The call's monitor, set up by its request, went with the refusal on both sides.
+    assert!(
+        a.lock().monitors.is_empty(),
+        "the callee's node holds no monitor"
+    );
+    assert!(
+        b.lock().watching.is_empty(),
+        "the caller's node watches nothing"
+    );
+}
+
+/// A remote call's monitor rides in its request and ends with its reply (no monitor or
+/// demonitor of its own): once answered calls return, the callee's node holds no monitor for
+/// them and the caller's node watches nothing; a timed-out call's monitor is removed by the
+/// caller's demonitor.
+#[crate::rt::test]
+async fn a_remote_calls_monitor_ends_with_its_reply() {
+    let (a, b) = pair(NEVER_DOWN).await;
+    let server = echo(&a, |n: u32| n + 1);
+    let silent = a.spawn("silent", |_ctx: Ctx<u32>| {
+        std::future::pending::<ExitReason>()
+    });
+    let (answered_tx, answered_rx) = oneshot::channel();
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let (timed_out_tx, timed_out_rx) = oneshot::channel();
+    b.spawn("client", move |ctx: Ctx<()>| async move {
+        let mut answers = Vec::new();
+        for n in 0..10u32 {
+            answers.push(ctx.call::<u32, u32>(server, n, BOUND).await);
+        }
+        let _ = answered_tx.send(answers);
+        let _ = go_rx.await;
+        let r = ctx.call::<u32, u32>(silent, 0, HEARTBEAT).await;
+        let _ = timed_out_tx.send(r);
+        ExitReason::Normal
+    });
+    crate::rt::timeout(BOUND, async {
+        let answers = answered_rx.await.unwrap();
+        assert_eq!(answers, (1..=10).map(Ok).collect::<Vec<_>>());
+        assert!(
+            a.lock().monitors.is_empty(),
+            "answered calls left a monitor"
+        );
+        assert!(b.lock().watching.is_empty(), "answered calls left a watch");
+        let _ = go_tx.send(());
+        assert_eq!(timed_out_rx.await.unwrap(), Err(CallError::Timeout));
+        assert!(
+            b.lock().watching.is_empty(),
+            "the timed-out call left a watch"
+        );
+        eventually("the timed-out call's demonitor arrives", || {
+            a.lock().monitors.is_empty()
+        })
+        .await;
+    })
+    .await
+    .expect("the calls finished");
 }
 
 /// A remote send into a full mailbox is not lost while the session is up: the receiving node

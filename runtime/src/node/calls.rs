@@ -193,6 +193,8 @@ impl Node {
             st.complete_call(reference, Payload::Local(Box::new(value)));
             return;
         }
+        // The call's monitor, set up by the request, ends with the reply (nothing is sent for it).
+        st.drop_target_side(reference);
         match encode(caller, value) {
             Ok((payload, _)) => st.route(
                 caller.node,

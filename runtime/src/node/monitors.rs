@@ -80,7 +80,8 @@ impl State {
 }
 
 impl State {
-    /// Starts monitoring `target` for local `watcher` under `reference`.
+    /// Starts monitoring `target` for local `watcher` under `reference`. A call's monitor of a
+    /// remote target sends nothing: it rides in the call's request (see [`State::on_wire`]).
     pub(crate) fn monitor(&mut self, reference: Ref, watcher: Pid, target: Pid, call: bool) {
         self.watching.insert(
             reference,
@@ -98,6 +99,9 @@ impl State {
                 self.fire_down(reference, target, ExitReason::NoProc);
             }
         } else if self.peer_up(target.node) {
+            if call {
+                return;
+            }
             self.route(
                 target.node,
                 Wire::Monitor {
@@ -138,6 +142,14 @@ impl State {
             );
         }
         true
+    }
+
+    /// A remote call's monitor, ended on the callee's node by its reply or refusal: forgotten
+    /// here without a `Demonitor`.
+    pub(crate) fn forget_call_monitor(&mut self, reference: Ref) {
+        if self.watching.get(&reference).is_some_and(|w| w.call) {
+            self.watching.remove(&reference);
+        }
     }
 
     pub(crate) fn drop_target_side(&mut self, reference: Ref) {

@@ -181,6 +181,10 @@ impl State {
                 reference,
                 payload,
             } => {
+                // The caller's monitor of `to` for the call's duration rides in the request:
+                // set up before delivery (a missing `to` answers `Down noproc`), dropped when
+                // the reply goes out or the call is refused.
+                self.remote_monitor(reference, from, to);
                 let payload = Payload::Remote(payload);
                 let call = Signal::Call {
                     from,
@@ -188,6 +192,7 @@ impl State {
                     payload,
                 };
                 if let Err(Refused::Full(_)) = self.deliver(to, call) {
+                    self.drop_target_side(reference);
                     let refused = Wire::CallRefused {
                         to: from,
                         reference,
@@ -196,13 +201,20 @@ impl State {
                 }
             }
             Wire::CallRefused { reference, .. } => {
+                // The callee's node has dropped the call's monitor already.
+                self.forget_call_monitor(reference);
                 if let Some(call) = self.calls.remove(&reference) {
                     let _ = call.send(Err(CallError::NotSent("mailbox full".into())));
                 }
             }
             Wire::Reply {
                 reference, payload, ..
-            } => self.complete_call(reference, Payload::Remote(payload)),
+            } => {
+                // The callee's node dropped the call's monitor as it replied (a reply can only
+                // come from there: the right to answer never leaves its node).
+                self.forget_call_monitor(reference);
+                self.complete_call(reference, Payload::Remote(payload));
+            }
             Wire::Link { from, to } => self.remote_link(from, to),
             Wire::Unlink { from, to } => {
                 if let Some(e) = self.entry(to) {
