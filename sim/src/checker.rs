@@ -18,3 +18,5 @@ pub use models::{Counter, Map, Model, Queue, Register, Set};
 
 #[cfg(test)]
 mod known;
+#[cfg(test)]
+mod unknowns;

@@ -25,6 +25,12 @@ pub trait Model {
     fn read_only(&self, op: &Operation) -> bool {
         op.f == "read"
     }
+
+    /// One key's operations without those that cannot change the verdict: both the history
+    /// and the history without them are linearizable or neither is. By default, all of them.
+    fn prune<'a>(&self, ops: Vec<&'a Operation>) -> Vec<&'a Operation> {
+        ops
+    }
 }
 
 fn known(op: &Operation) -> bool {
@@ -156,6 +162,29 @@ impl Model for Set {
             }
             _ => None,
         }
+    }
+
+    /// Leaves out a timed-out `add(v)` (no answer at all) when no answered read saw `v` and
+    /// nothing removes it: membership of `v` only ever turns on, so in any linearization no
+    /// read follows that add, and without it the same order explains everything else.
+    fn prune<'a>(&self, ops: Vec<&'a Operation>) -> Vec<&'a Operation> {
+        let mut seen: BTreeSet<&Value> = BTreeSet::new();
+        for op in &ops {
+            match op.f.as_str() {
+                "read" if known(op) => seen.extend(op.output.list().unwrap_or_default()),
+                "remove" => {
+                    seen.insert(&op.input);
+                }
+                _ => {}
+            }
+        }
+        ops.into_iter()
+            .filter(|op| {
+                let lost =
+                    op.f == "add" && op.status == Status::Unknown && op.complete_ns.is_none();
+                !lost || seen.contains(&op.input)
+            })
+            .collect()
     }
 }
 
