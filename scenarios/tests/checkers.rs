@@ -3,7 +3,7 @@
 //! invariant, within its seed budget; the fixed variants pass the same checkers.
 
 use groundhog_scenarios::{
-    LostUpdate, SplitRegistry, StaleRegistry, TransactionRollback, UnsyncedAck,
+    AmnesiacRestart, LostUpdate, SplitRegistry, StaleRegistry, TransactionRollback, UnsyncedAck,
 };
 use groundhog_sim::{Outcome, Scenario, Sim};
 
@@ -91,6 +91,12 @@ fn split_registry_is_caught_by_the_converged_register_history() {
 #[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn unsynced_ack_is_caught_by_the_disk_map_history() {
     caught_by_checker_alone(&UnsyncedAck, "disk-history-linearizable", 0, 20);
+}
+
+#[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
+fn amnesiac_restart_is_caught_by_the_items_set_history() {
+    caught_by_checker_alone(&AmnesiacRestart, "items-history-linearizable", 0, 20);
 }
 
 #[test]
