@@ -3,7 +3,8 @@
 //! invariant, within its seed budget; the fixed variants pass the same checkers.
 
 use groundhog_scenarios::{
-    AmnesiacRestart, LostUpdate, SplitRegistry, StaleRegistry, TransactionRollback, UnsyncedAck,
+    AmnesiacRestart, Failover, LostUpdate, SplitRegistry, StaleRegistry, TransactionRollback,
+    UnsyncedAck,
 };
 use groundhog_sim::{Outcome, Scenario, Sim};
 
@@ -97,6 +98,12 @@ fn unsynced_ack_is_caught_by_the_disk_map_history() {
 #[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn amnesiac_restart_is_caught_by_the_items_set_history() {
     caught_by_checker_alone(&AmnesiacRestart, "items-history-linearizable", 0, 20);
+}
+
+#[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
+fn failover_is_caught_by_the_term_register_history() {
+    caught_by_checker_alone(&Failover, "acknowledged-terms-linearizable", 1, 20);
 }
 
 #[test]
