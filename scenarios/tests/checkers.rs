@@ -4,7 +4,7 @@
 
 use groundhog_scenarios::{
     AmnesiacRestart, Failover, LostUpdate, SplitRegistry, StaleRegistry, TransactionRollback,
-    UnsyncedAck,
+    UnfencedLock, UnsyncedAck,
 };
 use groundhog_sim::{Outcome, Scenario, Sim};
 
@@ -104,6 +104,12 @@ fn amnesiac_restart_is_caught_by_the_items_set_history() {
 #[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn failover_is_caught_by_the_term_register_history() {
     caught_by_checker_alone(&Failover, "acknowledged-terms-linearizable", 1, 20);
+}
+
+#[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
+fn unfenced_lock_is_caught_by_the_fence_history() {
+    caught_by_checker_alone(&UnfencedLock, "writes-fenced", 0, 20);
 }
 
 #[test]

@@ -188,6 +188,36 @@ impl Model for Set {
     }
 }
 
+/// A fenced resource (fencing tokens, as Kleppmann describes them): `write(token)` takes effect
+/// only with a token no older than every one accepted before it. Record accepted writes `ok` and
+/// refused ones `fail`: the check is that some order consistent with real time accepts tokens
+/// that never go back.
+#[derive(Debug, Clone, Default)]
+pub struct Fence;
+
+impl Model for Fence {
+    /// The newest token accepted (`i64::MIN` before any).
+    type State = i64;
+
+    fn name(&self) -> &'static str {
+        "fence"
+    }
+
+    fn init(&self) -> Self::State {
+        i64::MIN
+    }
+
+    fn step(&self, state: &Self::State, op: &Operation) -> Option<Self::State> {
+        match op.f.as_str() {
+            "write" => {
+                let token = op.input.int()?;
+                (token >= *state).then_some(token)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A FIFO queue: `enqueue(v)`; `dequeue` returns the head, or `nil` when empty.
 #[derive(Debug, Clone, Default)]
 pub struct Queue;
