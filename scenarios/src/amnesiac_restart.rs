@@ -10,6 +10,13 @@
 //!   to every start of the child (OTP keeps such a table in an ETS table owned by a longer-lived
 //!   process); a restarted store serves what was acknowledged.
 //!
+//! History: the client's adds and reads are `add`/`read` operations of a linearizable [`Set`]
+//! (one per incarnation of the store's node, whose memory holds the table): `ok` when answered,
+//! `fail` when the request reached no store (`NoProc`, `NotSent`), `unknown` otherwise (a
+//! timeout, a call open when the client's node crashed). Each client incarnation is its own
+//! process. A restarted flawed store answers a read without items acknowledged before:
+//! `items-history-linearizable` fails with the hand-written invariant switched off.
+//!
 //! Only a fault aimed at the process itself reaches the flaw: partitions, loss, latency, pauses
 //! and client crashes never restart the store, and a crash of its node loses the table in both
 //! variants (the node's memory is gone; the store's node is never crashed here). The plan's
@@ -25,7 +32,10 @@ use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
 use groundhog_runtime::{
     CallError, Ctx, Event, ExitReason, Node, NodeConfig, Pid, Registry, SpawnOpts,
 };
-use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Target, Violation};
+use groundhog_sim::checker::Set;
+use groundhog_sim::{
+    BoxFuture, Driver, FaultKind, FaultMix, History, Scenario, Setup, Target, Value, Violation,
+};
 use serde::{Deserialize, Serialize};
 
 const STORE: u32 = 0;
@@ -54,6 +64,8 @@ enum Reply {
 struct World {
     /// The store process now serving (the directory the client reads).
     store: Option<Pid>,
+    /// Incarnations of node 0 so far: the history's key (each has its own table).
+    epoch: u64,
     /// Store processes started on the current incarnation of node 0.
     starts: u32,
     /// Restarts of the store seen in the run (starts after the first, per node incarnation).
@@ -136,15 +148,18 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
     let fixed = ctx.variant() == "fixed";
     for n in [STORE, CLIENT] {
         let world = world.clone();
+        let history = ctx.history();
         ctx.start_node(n, move |node| {
             let world = world.clone();
+            let history = history.clone();
+            let me = format!("client-{}", node.incarnation());
             async move {
                 let config = NodeConfig::cluster(n, node.incarnation(), 2);
                 let rt_node = Node::start(config).await.expect("the port is free");
                 if n == STORE {
                     start_store(&rt_node, world, fixed).await;
                 } else {
-                    rt_node.spawn("client", move |c| client(c, world));
+                    rt_node.spawn("client", move |c| client(c, world, history, me));
                 }
             }
         });
@@ -161,13 +176,14 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
     lock(&world).quiet = true;
     rt::sleep(Duration::from_secs(1)).await;
     check()?;
-    let w = lock(&world);
-    ctx.check("store-serves-after-quiet", w.reads_after_quiet > 0, || {
-        format!(
-            "no read answered in the second after faults stopped ({} restart(s))",
-            w.restarts
-        )
-    })
+    let (reads, restarts) = {
+        let w = lock(&world);
+        (w.reads_after_quiet, w.restarts)
+    };
+    ctx.check("store-serves-after-quiet", reads > 0, || {
+        format!("no read answered in the second after faults stopped ({restarts} restart(s))")
+    })?;
+    ctx.check_linear("items-history-linearizable", &Set)
 }
 
 /// Node 0: the supervisor `top` over the permanent child `store`, both registered locally.
@@ -175,6 +191,7 @@ async fn start_store(node: &Node, world: Shared, fixed: bool) {
     {
         // A new node incarnation: its memory, and with it every table, is new.
         let mut w = lock(&world);
+        w.epoch += 1;
         w.starts = 0;
         w.acked.clear();
         w.store = None;
@@ -234,21 +251,24 @@ async fn store(
 }
 
 /// Node 1: adds items to whichever store the directory names, reading everything back every
-/// [`READ_EVERY`] operations; a read missing an acknowledged item is the violation.
-async fn client(ctx: Ctx<Request>, world: Shared) -> ExitReason {
+/// [`READ_EVERY`] operations; a read missing an acknowledged item is the violation. Every
+/// operation goes in the history as process `me`.
+async fn client(ctx: Ctx<Request>, world: Shared, history: History, me: String) -> ExitReason {
     loop {
         rt::sleep(WRITE_EVERY).await;
-        let (to, op) = {
+        let (to, op, key) = {
             let mut w = lock(&world);
             let Some(to) = w.store else {
                 continue;
             };
             w.next += 1;
-            (to, w.next)
+            (to, w.next, format!("items-{}", w.epoch))
         };
         if op % READ_EVERY == 0 {
             let acked = lock(&world).acked.clone();
+            let id = history.invoke(&me, &key, "read", Value::Nil);
             let read: Result<Reply, CallError> = ctx.call(to, Request::List, CALL_TIMEOUT).await;
+            record(&history, id, &read);
             if let Ok(Reply::Items(items)) = read {
                 let mut w = lock(&world);
                 // Only what the current node incarnation acknowledged (a node restart clears it).
@@ -271,11 +291,27 @@ async fn client(ctx: Ctx<Request>, world: Shared) -> ExitReason {
                 }
             }
         } else {
+            let id = history.invoke(&me, &key, "add", op);
             let added: Result<Reply, CallError> =
                 ctx.call(to, Request::Add(op), CALL_TIMEOUT).await;
+            record(&history, id, &added);
             if let Ok(Reply::Added) = added {
                 lock(&world).acked.insert(op);
             }
         }
+    }
+}
+
+/// How a call ends in the history: answered, certainly not applied (it reached no store), or
+/// maybe applied.
+fn record(history: &History, id: groundhog_sim::OpId, answer: &Result<Reply, CallError>) {
+    match answer {
+        Ok(Reply::Added) => history.ok(id, Value::Nil),
+        Ok(Reply::Items(items)) => history.ok(
+            id,
+            Value::List(items.iter().map(|&i| Value::from(i)).collect()),
+        ),
+        Err(CallError::NoProc | CallError::NotSent(_)) => history.fail(id),
+        Err(_) => history.unknown(id),
     }
 }

@@ -9,6 +9,13 @@
 //!   backup took over. Asking counts as being heard, so the backup cannot take over between the
 //!   answer and the primary's first write.
 //!
+//! History: the leading term is a [`Register`] (term 1 at first). The backup's takeover is a
+//! `write` of term 2 at the moment it decides; each of the client's writes is a `read` of the
+//! term it was acknowledged under (`fail` when refused or unsent, `unknown` on a timeout).
+//! An acknowledgement under term 1 after the takeover is a stale read:
+//! `acknowledged-terms-linearizable` fails the flawed variant with the hand-written invariant
+//! switched off.
+//!
 //! Only crashes of the primary are injected (the `primary` role), one at a time. A restarted
 //! primary says hello to the backup, so a crash shorter than `TAKE_OVER_AFTER` is never noticed
 //! and the flaw stays hidden: it needs an outage longer
@@ -20,7 +27,10 @@ use std::sync::{Arc, Mutex};
 
 use groundhog_runtime::rt::{self, Duration};
 use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Node, NodeConfig, Pid};
-use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::checker::Register;
+use groundhog_sim::{
+    BoxFuture, Driver, FaultKind, FaultMix, History, Scenario, Setup, Value, Violation,
+};
 use serde::{Deserialize, Serialize};
 
 const PRIMARY: u32 = 0;
@@ -118,8 +128,10 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
     let fixed = ctx.variant() == "fixed";
     for n in [PRIMARY, BACKUP, CLIENT] {
         let world = world.clone();
+        let history = ctx.history();
         ctx.start_node(n, move |node| {
             let world = world.clone();
+            let history = history.clone();
             async move {
                 let config = NodeConfig::cluster(n, node.incarnation(), 3);
                 let rt_node = Node::start(config).await.expect("the port is free");
@@ -131,11 +143,11 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
                     }
                     BACKUP => {
                         let w = world.clone();
-                        let pid = rt_node.spawn("backup", move |c| backup(c, w));
+                        let pid = rt_node.spawn("backup", move |c| backup(c, w, history));
                         lock(&world).servers[BACKUP as usize] = Some(pid);
                     }
                     _ => {
-                        rt_node.spawn("client", move |c| client(c, world));
+                        rt_node.spawn("client", move |c| client(c, world, history));
                     }
                 }
             }
@@ -152,15 +164,18 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
     let before = lock(&world).acks;
     rt::sleep(Duration::from_secs(1)).await;
     check()?;
-    let w = lock(&world);
-    ctx.sometimes("takeover", w.takeovers > 0);
-    ctx.sometimes("standby-after-takeover", w.standbys > 0);
-    ctx.check("writes-acknowledged-after-heal", w.acks > before, || {
+    let (acks, takeovers) = {
+        let w = lock(&world);
+        ctx.sometimes("takeover", w.takeovers > 0);
+        ctx.sometimes("standby-after-takeover", w.standbys > 0);
+        (w.acks, w.takeovers)
+    };
+    ctx.check("writes-acknowledged-after-heal", acks > before, || {
         format!(
-            "no write acknowledged in the second after faults stopped ({} takeover(s))",
-            w.takeovers
+            "no write acknowledged in the second after faults stopped ({takeovers} takeover(s))"
         )
-    })
+    })?;
+    ctx.check_linear("acknowledged-terms-linearizable", &Register::new(1u64))
 }
 
 /// Node 0's server. `fixed` asks the backup who leads before serving.
@@ -213,7 +228,7 @@ fn answer(msg: Request, term: Option<u64>, _world: &Shared) -> Reply {
 
 /// Node 1's server: pings the primary, and takes over (term 2) after `TAKE_OVER_AFTER` of
 /// silence.
-async fn backup(mut ctx: Ctx<Request>, world: Shared) -> ExitReason {
+async fn backup(mut ctx: Ctx<Request>, world: Shared, history: History) -> ExitReason {
     let mut term = None;
     let mut last_heard = rt::elapsed();
     ctx.send_after(PING_EVERY, 0);
@@ -230,6 +245,7 @@ async fn backup(mut ctx: Ctx<Request>, world: Shared) -> ExitReason {
                 }
                 if rt::elapsed() - last_heard > TAKE_OVER_AFTER {
                     term = Some(2);
+                    history.instant("backup", "term", "write", 2u64, Value::Nil);
                     let mut w = lock(&world);
                     w.primary = Some(ctx.pid());
                     w.takeovers += 1;
@@ -253,8 +269,9 @@ async fn backup(mut ctx: Ctx<Request>, world: Shared) -> ExitReason {
     }
 }
 
-/// Node 2: writes to whoever the directory names as primary, and records each acknowledgement.
-async fn client(ctx: Ctx<Request>, world: Shared) -> ExitReason {
+/// Node 2: writes to whoever the directory names as primary, and records each acknowledgement
+/// (in the history: a read of the term it came under).
+async fn client(ctx: Ctx<Request>, world: Shared, history: History) -> ExitReason {
     let mut value = 0;
     loop {
         rt::sleep(WRITE_EVERY).await;
@@ -262,8 +279,14 @@ async fn client(ctx: Ctx<Request>, world: Shared) -> ExitReason {
             continue;
         };
         value += 1;
+        let op = history.invoke("client", "term", "read", Value::Nil);
         let reply: Result<Reply, CallError> =
             ctx.call(to, Request::Write(value), CALL_TIMEOUT).await;
+        match &reply {
+            Ok(Reply::Ack { term }) => history.ok(op, *term),
+            Ok(_) | Err(CallError::NoProc | CallError::NotSent(_)) => history.fail(op),
+            Err(_) => history.unknown(op),
+        }
         if let Ok(Reply::Ack { term }) = reply {
             let mut w = lock(&world);
             if term < w.max_term && w.stale.is_none() {

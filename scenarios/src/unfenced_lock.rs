@@ -10,6 +10,12 @@
 //!   the write but is not checked), so a stale holder overwrites a newer one.
 //! - `fixed`: the resource is a `FencedResource`: a write with a token older than the newest
 //!   it accepted is refused with `StaleToken`, and the stale holder is told.
+//!
+//! History: every write to the resource is a `write` of its token to a [`Fence`] (`ok` when
+//! accepted, `fail` when refused or unsent, `unknown` on a timeout), one process per client
+//! incarnation. The flawed resource accepting a stale holder's token after a newer one was
+//! acknowledged fails `writes-fenced` with the hand-written invariant switched off (a stale write
+//! concurrent with the newer one may have gone first, and is not caught by it).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,8 +23,11 @@ use std::sync::{Arc, Mutex};
 use groundhog_runtime::coord::lease::{self, Config, FencedResource, LeaseStore, StaleToken};
 use groundhog_runtime::rt::{self, Duration, Stream};
 use groundhog_runtime::supervisor::{self, ChildSpec, Spec, Strategy};
-use groundhog_runtime::{Ctx, Event, ExitReason, Node, Pid};
-use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Node, Pid};
+use groundhog_sim::checker::Fence;
+use groundhog_sim::{
+    BoxFuture, Driver, FaultKind, FaultMix, History, Scenario, Setup, Value, Violation,
+};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -109,7 +118,31 @@ async fn resource(mut ctx: Ctx<Write>, world: Shared, fenced: bool) -> ExitReaso
     }
 }
 
-async fn client(ctx: Ctx<()>, world: Shared, mut rng: rt::ChaCha8Rng) -> ExitReason {
+/// One write of `token` to the resource, recorded in the history as process `me`.
+async fn write(
+    ctx: &Ctx<()>,
+    resource: Pid,
+    token: u64,
+    history: &History,
+    me: &str,
+) -> Result<Result<(), StaleToken>, CallError> {
+    let op = history.invoke(me, "resource", "write", token);
+    let answer = ctx.call(resource, Write { token }, CALL).await;
+    match &answer {
+        Ok(Ok(())) => history.ok(op, Value::Nil),
+        Ok(Err(_)) | Err(CallError::NoProc | CallError::NotSent(_)) => history.fail(op),
+        Err(_) => history.unknown(op),
+    }
+    answer
+}
+
+async fn client(
+    ctx: Ctx<()>,
+    world: Shared,
+    mut rng: rt::ChaCha8Rng,
+    history: History,
+    me: String,
+) -> ExitReason {
     loop {
         rt::sleep(Duration::from_millis(rng.gen_range(10..150))).await;
         let (service, resource) = {
@@ -134,8 +167,7 @@ async fn client(ctx: Ctx<()>, world: Shared, mut rng: rt::ChaCha8Rng) -> ExitRea
             if rng.gen_bool(0.3) {
                 rt::sleep(Duration::from_millis(rng.gen_range(100..400))).await;
             }
-            let write = Write { token: held.token };
-            let answer: Result<Result<(), StaleToken>, _> = ctx.call(resource, write, CALL).await;
+            let answer = write(&ctx, resource, held.token, &history, &me).await;
             if let Ok(Err(stale)) = answer {
                 let why = stale.to_string();
                 groundhog_runtime::event!("note", node = ctx.pid().node, msg = why.as_str());
@@ -171,8 +203,10 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
     let fenced = ctx.variant() == "fixed";
     for n in 0..nodes {
         let world = world.clone();
+        let history = ctx.history();
         ctx.start_node(n, move |node| {
             let world = world.clone();
+            let history = history.clone();
             async move {
                 let inc = node.incarnation();
                 let rt_node = start_runtime(n, inc, nodes).await;
@@ -201,7 +235,10 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
                 }
                 let w = world.clone();
                 let rng = rt::seeded_rng(seed, Stream::Extra(3_100 + n * 100 + inc as u32));
-                rt_node.spawn("client", move |ctx: Ctx<()>| client(ctx, w, rng));
+                let (history, me) = (history.clone(), format!("client-{n}-{inc}"));
+                rt_node.spawn("client", move |ctx: Ctx<()>| {
+                    client(ctx, w, rng, history, me)
+                });
             }
         });
     }
@@ -216,14 +253,13 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
     };
     let (service, resource) = (service.expect("started"), resource.expect("started"));
     let (tx, rx) = futures::channel::oneshot::channel();
+    let history = ctx.history();
     node.spawn("probe", move |ctx: Ctx<()>| async move {
         let mut outcome = String::from("never acquired");
         for _ in 0..20 {
             match lease::acquire(&ctx, service, LEASE, CALL).await {
                 Ok(held) => {
-                    let write = Write { token: held.token };
-                    let r: Result<Result<(), StaleToken>, _> =
-                        ctx.call(resource, write, CALL).await;
+                    let r = write(&ctx, resource, held.token, &history, "probe").await;
                     outcome = format!("{r:?}");
                     break;
                 }
@@ -242,6 +278,6 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
         outcome.as_deref() == Some("Ok(Ok(()))"),
         || format!("after the quiet phase a new holder got {outcome:?}"),
     )?;
-    let w = lock(&world);
-    check(&ctx, &w)
+    check(&ctx, &lock(&world))?;
+    ctx.check_linear("writes-fenced", &Fence)
 }

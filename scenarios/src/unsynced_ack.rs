@@ -9,6 +9,14 @@
 //! - `fixed`: the server syncs before it acknowledges; a write the disk refuses (`disk-full`) is
 //!   answered with an error, never an acknowledgement.
 //!
+//! History: each write is a `write` of its own key in a [`Map`], recorded by the client: `ok`
+//! when acknowledged, `fail` when it certainly did not happen (the disk refused the put, or the
+//! request reached no server: `NoProc`, `NotSent`), `unknown` when it may have (a timeout, the
+//! server's node down, a failed sync that leaves the write buffered, a call still open at the
+//! end). After the heal the driver reads every written key from the server's disk as a `read`.
+//! An acknowledged write that a crash lost reads `nil` after its `ok`: the flawed variant fails
+//! `disk-history-linearizable` with the hand-written invariant switched off.
+//!
 //! The disk lives in the simulated world, so `crash-node` loses exactly the unsynced writes.
 //! Only the server is crashed (the `store` role). With `crash-node` switched off
 //! (`--faults disk-stall,disk-full,set-latency,partition`) the flawed variant passes: nothing
@@ -20,7 +28,10 @@ use std::sync::{Arc, Mutex};
 use futures::channel::oneshot;
 use groundhog_runtime::rt::{self, Disk, DiskError, Duration};
 use groundhog_runtime::{CallError, Ctx, Event, ExitReason, Node, NodeConfig, Pid};
-use groundhog_sim::{BoxFuture, Driver, FaultKind, FaultMix, Scenario, Setup, Violation};
+use groundhog_sim::checker::Map;
+use groundhog_sim::{
+    BoxFuture, Driver, FaultKind, FaultMix, History, Scenario, Setup, Value, Violation,
+};
 use serde::{Deserialize, Serialize};
 
 const SERVER: u32 = 0;
@@ -39,7 +50,10 @@ enum Request {
 #[derive(Debug, Serialize, Deserialize)]
 enum Reply {
     Ack,
-    Failed(String),
+    /// The disk refused the write: it was not made.
+    Refused(String),
+    /// The write is buffered but its sync failed: a later sync may still make it durable.
+    Unsynced(String),
 }
 
 /// The scenario's view: the server's pid and what the client was told is stored.
@@ -110,9 +124,11 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
     for n in [SERVER, CLIENT] {
         let world = world.clone();
         let refused = refused.clone();
+        let history = ctx.history();
         ctx.start_node(n, move |node| {
             let world = world.clone();
             let refused = refused.clone();
+            let history = history.clone();
             async move {
                 let config = NodeConfig::cluster(n, node.incarnation(), 2);
                 let rt_node = Node::start(config).await.expect("the port is free");
@@ -120,7 +136,7 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
                     let pid = rt_node.spawn("store", move |c| server(c, fixed, refused));
                     lock(&world).server = Some(pid);
                 } else {
-                    rt_node.spawn("client", move |c| client(c, world));
+                    rt_node.spawn("client", move |c| client(c, world, history));
                 }
             }
         });
@@ -133,25 +149,41 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
         "write-refused",
         *refused.lock().unwrap_or_else(|e| e.into_inner()) > 0,
     );
-    // Read the server's disk from the server's node, as its next incarnation would.
+    // Read every key written from the server's disk, on the server's node, as its next
+    // incarnation would. The client is still writing: each read is recorded around the disk
+    // access itself.
+    let history = ctx.history();
+    let written: Vec<String> = history
+        .ops()
+        .into_iter()
+        .filter(|op| op.f == "write")
+        .map(|op| op.key)
+        .collect();
     let (tx, rx) = oneshot::channel();
-    let keys = acked.clone();
     ctx.spawn_on(SERVER, async move {
         let Ok(disk) = Disk::open(DIR) else {
             return;
         };
-        let mut missing = Vec::new();
-        for (key, value) in &keys {
-            match disk.get(key).await {
-                Ok(Some(bytes)) if bytes == value.to_le_bytes() => {}
-                got => missing.push(format!("{key}={value} reads {got:?}")),
-            }
+        let mut read = BTreeMap::new();
+        for key in written {
+            let op = history.invoke("driver", &key, "read", Value::Nil);
+            let got = disk.get(&key).await;
+            history.ok(op, stored_value(&got));
+            read.insert(key, got);
         }
-        let _ = tx.send(missing);
+        let _ = tx.send(read);
     });
-    let missing = rx
-        .await
-        .unwrap_or_else(|_| vec!["the server's node died".into()]);
+    let missing: Vec<String> = match rx.await {
+        Ok(read) => acked
+            .iter()
+            .filter_map(|(key, value)| match read.get(key) {
+                Some(Ok(Some(bytes))) if *bytes == value.to_le_bytes() => None,
+                Some(got) => Some(format!("{key}={value} reads {got:?}")),
+                None => Some(format!("{key}={value} was not read")),
+            })
+            .collect(),
+        Err(_) => vec!["the server's node died".into()],
+    };
     if !fixed {
         ctx.sometimes("acked-unsynced-at-crash", !missing.is_empty());
     }
@@ -176,7 +208,21 @@ async fn drive(ctx: Driver) -> Result<(), Violation> {
         "writes-acknowledged-after-heal",
         acked.len() > before,
         || "no write acknowledged in the second after faults stopped".into(),
-    )
+    )?;
+    ctx.check_linear("disk-history-linearizable", &Map)
+}
+
+/// What a disk read returned, as the history's `read` output: the value, `nil` when absent, or
+/// a string no write wrote (damage, an error).
+fn stored_value(got: &Result<Option<Vec<u8>>, DiskError>) -> Value {
+    match got {
+        Ok(Some(bytes)) => match <[u8; 8]>::try_from(bytes.as_slice()) {
+            Ok(b) => Value::from(u64::from_le_bytes(b)),
+            Err(_) => Value::Str(format!("{bytes:?}")),
+        },
+        Ok(None) => Value::Nil,
+        Err(e) => Value::Str(e.to_string()),
+    }
 }
 
 /// Node 0: stores each write; `fixed` syncs before acknowledging, `flawed` on a timer.
@@ -198,27 +244,29 @@ async fn server(mut ctx: Ctx<Request>, fixed: bool, refused: Arc<Mutex<u64>>) ->
                 reply,
                 ..
             } => {
-                let mut stored = disk.put(&key, &value.to_le_bytes()).await;
-                if fixed && stored.is_ok() {
-                    stored = disk.sync().await;
-                }
-                match stored {
-                    Ok(()) => reply.reply(Reply::Ack),
+                let answer = match disk.put(&key, &value.to_le_bytes()).await {
                     Err(e) => {
                         if matches!(e, DiskError::Full) {
                             *refused.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                         }
-                        reply.reply(Reply::Failed(e.to_string()))
+                        Reply::Refused(e.to_string())
                     }
-                }
+                    Ok(()) if fixed => match disk.sync().await {
+                        Ok(()) => Reply::Ack,
+                        Err(e) => Reply::Unsynced(e.to_string()),
+                    },
+                    Ok(()) => Reply::Ack,
+                };
+                reply.reply(answer);
             }
             _ => {}
         }
     }
 }
 
-/// Node 1: writes `k1`, `k2`, ... and records the acknowledged ones.
-async fn client(ctx: Ctx<Request>, world: Shared) -> ExitReason {
+/// Node 1: writes `k1`, `k2`, ... and records the acknowledged ones, and every write in the
+/// history.
+async fn client(ctx: Ctx<Request>, world: Shared, history: History) -> ExitReason {
     let mut next = 0u64;
     loop {
         rt::sleep(WRITE_EVERY).await;
@@ -227,6 +275,7 @@ async fn client(ctx: Ctx<Request>, world: Shared) -> ExitReason {
         };
         next += 1;
         let key = format!("k{next}");
+        let op = history.invoke("client", &key, "write", next);
         let reply: Result<Reply, CallError> = ctx
             .call(
                 server,
@@ -237,8 +286,21 @@ async fn client(ctx: Ctx<Request>, world: Shared) -> ExitReason {
                 CALL_TIMEOUT,
             )
             .await;
-        if let Ok(Reply::Ack) = reply {
-            lock(&world).acked.insert(key, next);
+        match reply {
+            Ok(Reply::Ack) => {
+                history.ok(op, Value::Nil);
+                lock(&world).acked.insert(key, next);
+            }
+            Ok(Reply::Refused(_)) | Err(CallError::NoProc | CallError::NotSent(_)) => {
+                history.fail(op)
+            }
+            Ok(Reply::Unsynced(_))
+            | Err(
+                CallError::Timeout
+                | CallError::NodeDown
+                | CallError::Exited(_)
+                | CallError::BadReply(_),
+            ) => history.unknown(op),
         }
     }
 }

@@ -2,7 +2,10 @@
 //! (`Sim::checkers_only`), each flawed variant below still fails, on the history checker's
 //! invariant, within its seed budget; the fixed variants pass the same checkers.
 
-use groundhog_scenarios::{LostUpdate, SplitRegistry, StaleRegistry, TransactionRollback};
+use groundhog_scenarios::{
+    AmnesiacRestart, Failover, LostUpdate, SplitRegistry, StaleRegistry, TransactionRollback,
+    UnfencedLock, UnsyncedAck,
+};
 use groundhog_sim::{Outcome, Scenario, Sim};
 
 /// The first seed from 0 at which `variant` fails with hand-written checks off, and the
@@ -83,6 +86,30 @@ fn stale_registry_is_caught_by_the_owner_map_history() {
 #[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
 fn split_registry_is_caught_by_the_converged_register_history() {
     caught_by_checker_alone(&SplitRegistry, "reads-after-heal-agree", 0, 20);
+}
+
+#[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
+fn unsynced_ack_is_caught_by_the_disk_map_history() {
+    caught_by_checker_alone(&UnsyncedAck, "disk-history-linearizable", 0, 20);
+}
+
+#[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
+fn amnesiac_restart_is_caught_by_the_items_set_history() {
+    caught_by_checker_alone(&AmnesiacRestart, "items-history-linearizable", 0, 20);
+}
+
+#[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
+fn failover_is_caught_by_the_term_register_history() {
+    caught_by_checker_alone(&Failover, "acknowledged-terms-linearizable", 1, 20);
+}
+
+#[test]
+#[cfg_attr(not(madsim), ignore = "needs the simulation build (--cfg madsim)")]
+fn unfenced_lock_is_caught_by_the_fence_history() {
+    caught_by_checker_alone(&UnfencedLock, "writes-fenced", 0, 20);
 }
 
 #[test]

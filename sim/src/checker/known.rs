@@ -2,7 +2,7 @@
 //! examples of Herlihy and Wing's linearizability paper and of the Elle paper, rebuilt by hand.
 
 use crate::checker::linear::{Linear, Verdict};
-use crate::checker::{Counter, Map, Queue, Register, Set};
+use crate::checker::{Counter, Fence, Map, Queue, Register, Set};
 use crate::history::{OpId, Operation, Status, Value};
 
 /// Builds histories: times are plain integers (nanoseconds).
@@ -261,6 +261,21 @@ fn counter_and_set() {
 /// The reported sub-history is the inversion (a read of the new value, a later read of the
 /// old) and the two writes that explain each read alone, not the noise around them (other
 /// keys, earlier and later operations on the same key).
+#[test]
+fn a_fence_accepts_tokens_that_never_go_back() {
+    let fence = |second: (u64, u64)| {
+        let mut b = Build::default();
+        b.op("p1", "r", "write", 4i64, NIL, (0, 10));
+        b.op("p2", "r", "write", 3i64, NIL, second);
+        b.op("p3", "r", "write", 2i64, NIL, (40, 50)).failed();
+        ok(&Fence, &b)
+    };
+    // Token 3 accepted after token 4 was: a stale holder got through. Concurrent with it, 3
+    // may have gone first. A refused write took no effect.
+    assert!(!fence((20, 30)));
+    assert!(fence((5, 30)));
+}
+
 #[test]
 fn failure_names_only_the_operations_that_cannot_be_ordered() {
     let mut b = Build::default();

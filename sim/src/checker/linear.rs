@@ -14,6 +14,14 @@
 //! linearized anywhere after their invocation or not at all; unknown reads are dropped. Keys are
 //! independent objects, checked one at a time (P-compositionality).
 //!
+//! Before the search the model may leave out operations that cannot change the verdict
+//! ([`Model::prune`]): a set's timed-out add of a value nobody saw, which would otherwise stay a
+//! candidate to the end and multiply the states by two. The memo keeps a 128-bit fingerprint of
+//! each pair, not the pair (a set's state is the whole set), and at most [`MEMO_LIMIT`] of them:
+//! memory stays bounded whatever the states weigh. Past the limit pairs are no longer
+//! remembered, which costs repeated work (counted against the budget), never a wrong verdict; a
+//! fingerprint collision (odds about n²/2¹²⁹ for n pairs) could only prune a branch unexplored.
+//!
 //! Every model step counts against a budget; a search that runs out says so
 //! ([`Verdict::BudgetExhausted`]) instead of guessing. On failure, the key's operations are
 //! shrunk to a minimal sub-history that is still not linearizable: a *conflict* (operations
@@ -24,12 +32,16 @@
 //! deletion-minimal sub-history would be useless: a lone read of a value nobody wrote.
 
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::checker::models::Model;
 use crate::history::{Operation, Status};
 
 /// The default budget: model steps over the whole history.
 pub const DEFAULT_BUDGET: u64 = 10_000_000;
+
+/// The most memo entries one search keeps (16 bytes each, plus the table's overhead).
+pub const MEMO_LIMIT: usize = 1 << 20;
 
 /// What the checker found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +195,7 @@ impl Bits {
 
 /// Whether one key's operations are linearizable: `None` when the budget ran out.
 fn search<M: Model>(model: &M, ops: &[Operation], left: &mut u64) -> Option<bool> {
-    let mut ops: Vec<&Operation> = ops.iter().collect();
+    let mut ops = model.prune(ops.iter().collect());
     ops.sort_by_key(|op| (op.invoke_ns, op.id));
     let n = ops.len();
     let invoke: Vec<u64> = ops.iter().map(|o| o.invoke_ns).collect();
@@ -224,7 +236,8 @@ fn search<M: Model>(model: &M, ops: &[Operation], left: &mut u64) -> Option<bool
         state: S,
         next: Vec<usize>,
     }
-    let mut seen: HashSet<(Bits, M::State)> = HashSet::new();
+    // Never iterated: only asked whether a pair was seen.
+    let mut seen: HashSet<u128> = HashSet::new();
     let start = Bits::new(n);
     let mut stack = vec![Frame {
         next: candidates(&start),
@@ -256,8 +269,12 @@ fn search<M: Model>(model: &M, ops: &[Operation], left: &mut u64) -> Option<bool
         let mut done = top.done.clone();
         done.flip(c);
         let linearized = top.linearized + usize::from(ops[c].status == Status::Ok);
-        if !seen.insert((done.clone(), state.clone())) {
+        let print = fingerprint(&done, &state);
+        if seen.contains(&print) {
             continue;
+        }
+        if seen.len() < MEMO_LIMIT {
+            seen.insert(print);
         }
         stack.push(Frame {
             next: candidates(&done),
@@ -267,6 +284,19 @@ fn search<M: Model>(model: &M, ops: &[Operation], left: &mut u64) -> Option<bool
         });
     }
     Some(required == 0)
+}
+
+/// A 128-bit fingerprint of a memo pair: two independent 64-bit hashes (std's SipHash with
+/// fixed keys, the same on every run).
+fn fingerprint<S: Hash>(done: &Bits, state: &S) -> u128 {
+    let half = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        salt.hash(&mut h);
+        done.hash(&mut h);
+        state.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
 }
 
 /// The operation with its output forgotten: its effect still happens before its answer (if
@@ -282,7 +312,8 @@ fn weaken(op: &Operation) -> Operation {
 /// answered operations whose outputs, taken together, no order explains (every other one made
 /// output-free, keeping its answer time). Then the *context*: of the others, only those
 /// without which the rest would be explained, or some conflict-but-one would not be, or some
-/// conflict operation's output could not have been seen at any time. Returns the context and
+/// conflict operation's output could not have been seen at any time (each test as it came out
+/// with all of them). Returns the context and
 /// conflict operations as recorded, the conflict's ids, and whether shrinking finished.
 fn shrink<M: Model>(
     model: &M,
@@ -345,33 +376,75 @@ fn shrink<M: Model>(
     }
     // The context: drop an operation when the rest still fails, every conflict-but-one is
     // still explained, and each conflict operation alone could still have returned what it
-    // did at some time (a read's value was written).
-    for i in 0..n {
-        if req[i] {
-            continue;
-        }
-        keep[i] = false;
-        let mut trials = vec![(build(&req, &keep), false)];
+    // did at some time (a read's value was written), each trial as it came out with every
+    // operation kept: a read that misses an acknowledged add was never possible, and dropping
+    // the other adds cannot make it so.
+    let trials = |keep: &[bool]| -> Vec<Vec<Operation>> {
+        let mut out = vec![build(&req, keep)];
         for r in (0..n).filter(|&r| req[r]) {
             let mut fewer = req.clone();
             fewer[r] = false;
-            trials.push((build(&fewer, &keep), true));
+            out.push(build(&fewer, keep));
             let only: Vec<bool> = (0..n).map(|j| j == r).collect();
-            trials.push((build_relaxed(&only, &keep, Some(r)), true));
+            out.push(build_relaxed(&only, keep, Some(r)));
         }
-        for (trial, explained) in trials {
-            match search(model, &trial, left) {
-                Some(x) if x == explained => {}
-                Some(_) => {
-                    keep[i] = true;
-                    break;
-                }
-                None => {
-                    keep[i] = true;
-                    return done(&req, &keep, false);
+        out
+    };
+    let mut expect = Vec::new();
+    for trial in trials(&keep) {
+        match search(model, &trial, left) {
+            Some(x) => expect.push(x),
+            None => return done(&req, &keep, false),
+        }
+    }
+    // First the operations the failure needs outright: without one of them the rest would be
+    // explained (the add a read missed).
+    let mut essential = vec![false; n];
+    for j in (0..n).filter(|&j| !req[j] && !model.read_only(&ops[j])) {
+        keep[j] = false;
+        let found = search(model, &build(&req, &keep), left);
+        keep[j] = true;
+        match found {
+            Some(explained) => essential[j] = explained,
+            None => return done(&req, &keep, false),
+        }
+    }
+    // Then the rest, in chunks of halving size as the conflict: most of a history is context
+    // to nothing. Unrequired reads are in no trial at all.
+    let mut chunk = n.div_ceil(2).max(1);
+    loop {
+        let mut i = 0;
+        while i < n {
+            let end = (i + chunk).min(n);
+            let drop: Vec<usize> = (i..end)
+                .filter(|&j| keep[j] && !req[j] && !essential[j])
+                .collect();
+            drop.iter().for_each(|&j| keep[j] = false);
+            let mut holds = true;
+            if !drop.iter().all(|&j| model.read_only(&ops[j])) {
+                for (trial, &explained) in trials(&keep).iter().zip(&expect) {
+                    match search(model, trial, left) {
+                        Some(x) if x == explained => {}
+                        Some(_) => {
+                            holds = false;
+                            break;
+                        }
+                        None => {
+                            drop.iter().for_each(|&j| keep[j] = true);
+                            return done(&req, &keep, false);
+                        }
+                    }
                 }
             }
+            if !holds {
+                drop.iter().for_each(|&j| keep[j] = true);
+            }
+            i = end;
         }
+        if chunk == 1 {
+            break;
+        }
+        chunk = chunk.div_ceil(2);
     }
     done(&req, &keep, true)
 }

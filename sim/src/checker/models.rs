@@ -25,6 +25,12 @@ pub trait Model {
     fn read_only(&self, op: &Operation) -> bool {
         op.f == "read"
     }
+
+    /// One key's operations without those that cannot change the verdict: both the history
+    /// and the history without them are linearizable or neither is. By default, all of them.
+    fn prune<'a>(&self, ops: Vec<&'a Operation>) -> Vec<&'a Operation> {
+        ops
+    }
 }
 
 fn known(op: &Operation) -> bool {
@@ -153,6 +159,59 @@ impl Model for Set {
             "read" => {
                 let seen: BTreeSet<Value> = op.output.list()?.iter().cloned().collect();
                 (seen == *state).then(|| state.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Leaves out a timed-out `add(v)` (no answer at all) when no answered read saw `v` and
+    /// nothing removes it: membership of `v` only ever turns on, so in any linearization no
+    /// read follows that add, and without it the same order explains everything else.
+    fn prune<'a>(&self, ops: Vec<&'a Operation>) -> Vec<&'a Operation> {
+        let mut seen: BTreeSet<&Value> = BTreeSet::new();
+        for op in &ops {
+            match op.f.as_str() {
+                "read" if known(op) => seen.extend(op.output.list().unwrap_or_default()),
+                "remove" => {
+                    seen.insert(&op.input);
+                }
+                _ => {}
+            }
+        }
+        ops.into_iter()
+            .filter(|op| {
+                let lost =
+                    op.f == "add" && op.status == Status::Unknown && op.complete_ns.is_none();
+                !lost || seen.contains(&op.input)
+            })
+            .collect()
+    }
+}
+
+/// A fenced resource (fencing tokens, as Kleppmann describes them): `write(token)` takes effect
+/// only with a token no older than every one accepted before it. Record accepted writes `ok` and
+/// refused ones `fail`: the check is that some order consistent with real time accepts tokens
+/// that never go back.
+#[derive(Debug, Clone, Default)]
+pub struct Fence;
+
+impl Model for Fence {
+    /// The newest token accepted (`i64::MIN` before any).
+    type State = i64;
+
+    fn name(&self) -> &'static str {
+        "fence"
+    }
+
+    fn init(&self) -> Self::State {
+        i64::MIN
+    }
+
+    fn step(&self, state: &Self::State, op: &Operation) -> Option<Self::State> {
+        match op.f.as_str() {
+            "write" => {
+                let token = op.input.int()?;
+                (token >= *state).then_some(token)
             }
             _ => None,
         }
