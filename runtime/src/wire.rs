@@ -210,8 +210,8 @@ pub struct Frame {
     /// The sequence number of the first of `msgs`; the others follow it in order. 0 for a
     /// frame that carries no message (a heartbeat, an acknowledgement).
     pub seq: u64,
-    /// Everything queued for the receiver since the last frame, up to [`BATCH_BYTES`]: one
-    /// datagram carries a call and the monitor that goes with it, or a burst of sends.
+    /// Everything queued for the receiver since the last frame, up to `BATCH_BYTES`: one
+    /// datagram carries a burst of sends, calls and signals to one peer.
     #[serde(with = "msgs")]
     pub msgs: Vec<Wire>,
 }
